@@ -1,0 +1,420 @@
+//! Conversion between wire messages and domain types.
+//!
+//! Every proto message is destructured field by field, so that a field added to
+//! the proto breaks the build here until it is handled. Checks themselves live
+//! in `events::validation`; this module only supplies the field paths.
+
+use prost_types::Timestamp;
+
+use super::proto;
+use crate::events::validation::{self, Sign};
+use crate::events::{
+    Channel, ContactOutcome, Event, EventError, EventKind, EventLimits, Money, Profile, UnixTime,
+};
+use crate::scoring::{Reason, RiskSegment, Score};
+
+/// Whole seconds of a timestamp, checking that it is well formed.
+pub fn seconds(field: &str, at: Option<Timestamp>) -> Result<Option<i64>, EventError> {
+    match at {
+        None => Ok(None),
+        Some(Timestamp { seconds, nanos }) if (0..1_000_000_000).contains(&nanos) => {
+            Ok(Some(seconds))
+        }
+        Some(Timestamp { nanos, .. }) => Err(EventError::new(
+            format!("{field}.nanos"),
+            format!("must be within [0, 999999999], got {nanos}"),
+        )),
+    }
+}
+
+fn time(field: &str, at: Option<Timestamp>) -> Result<UnixTime, EventError> {
+    validation::time(field, seconds(field, at)?)
+}
+
+fn money(field: &str, value: Option<proto::Money>, sign: Sign) -> Result<Money, EventError> {
+    let parts = value.as_ref().map(|m| (m.minor_units, m.currency.as_str()));
+    validation::money(field, parts, sign)
+}
+
+fn channel(field: &str, value: i32) -> Result<Channel, EventError> {
+    match proto::Channel::try_from(value) {
+        Ok(proto::Channel::Call) => Ok(Channel::Call),
+        Ok(proto::Channel::Sms) => Ok(Channel::Sms),
+        Ok(proto::Channel::Whatsapp) => Ok(Channel::WhatsApp),
+        Ok(proto::Channel::Email) => Ok(Channel::Email),
+        Ok(proto::Channel::Unspecified) => Err(EventError::new(
+            field,
+            "is required (CHANNEL_CALL, CHANNEL_SMS, CHANNEL_WHATSAPP or CHANNEL_EMAIL)",
+        )),
+        Err(_) => Err(EventError::new(field, format!("unknown value {value}"))),
+    }
+}
+
+fn outcome(field: &str, value: i32) -> Result<ContactOutcome, EventError> {
+    use proto::ContactOutcome as P;
+    let outcome = match P::try_from(value) {
+        Ok(P::Delivered) => ContactOutcome::Delivered,
+        Ok(P::Failed) => ContactOutcome::Failed,
+        Ok(P::NoAnswer) => ContactOutcome::NoAnswer,
+        Ok(P::Busy) => ContactOutcome::Busy,
+        Ok(P::Answered) => ContactOutcome::Answered,
+        Ok(P::RightParty) => ContactOutcome::RightParty,
+        Ok(P::WrongNumber) => ContactOutcome::WrongNumber,
+        Ok(P::Opened) => ContactOutcome::Opened,
+        Ok(P::Clicked) => ContactOutcome::Clicked,
+        Ok(P::Replied) => ContactOutcome::Replied,
+        Ok(P::Bounced) => ContactOutcome::Bounced,
+        Ok(P::Unspecified) => return Err(EventError::new(field, "is required")),
+        Err(_) => return Err(EventError::new(field, format!("unknown value {value}"))),
+    };
+    Ok(outcome)
+}
+
+/// Converts and validates one wire event. `now` bounds `occurred_at`.
+pub fn event(
+    message: proto::Event,
+    limits: &EventLimits,
+    now: UnixTime,
+) -> Result<Event, EventError> {
+    let proto::Event {
+        event_id,
+        debtor_id,
+        occurred_at,
+        kind,
+    } = message;
+    let event_id = validation::id("event_id", event_id, limits)?;
+    let debtor_id = validation::id("debtor_id", debtor_id, limits)?;
+    let occurred_at = time("occurred_at", occurred_at)?;
+    validation::not_in_future("occurred_at", occurred_at, now, limits)?;
+    let Some(kind) = kind else {
+        return Err(EventError::new(
+            "kind",
+            "is required (one of profile, invoice_issued, invoice_adjusted, payment, \
+             payment_reversed, promise, contact, opt_out)",
+        ));
+    };
+    Ok(Event {
+        event_id,
+        debtor_id,
+        occurred_at,
+        kind: event_kind(kind, limits)?,
+    })
+}
+
+fn event_kind(kind: proto::event::Kind, limits: &EventLimits) -> Result<EventKind, EventError> {
+    use proto::event::Kind;
+    let kind = match kind {
+        Kind::Profile(proto::Profile { timezone, country }) => EventKind::Profile(Profile {
+            timezone: validation::timezone("profile.timezone", &timezone)?,
+            country: validation::country("profile.country", &country)?,
+        }),
+        Kind::InvoiceIssued(proto::InvoiceIssued {
+            invoice_id,
+            amount,
+            due_at,
+        }) => EventKind::InvoiceIssued {
+            invoice_id: validation::id("invoice_issued.invoice_id", invoice_id, limits)?,
+            amount: money("invoice_issued.amount", amount, Sign::Positive)?,
+            due_at: time("invoice_issued.due_at", due_at)?,
+        },
+        Kind::InvoiceAdjusted(proto::InvoiceAdjusted {
+            invoice_id,
+            new_amount,
+        }) => EventKind::InvoiceAdjusted {
+            invoice_id: validation::id("invoice_adjusted.invoice_id", invoice_id, limits)?,
+            new_amount: money("invoice_adjusted.new_amount", new_amount, Sign::NonNegative)?,
+        },
+        Kind::Payment(proto::Payment { amount, invoice_id }) => EventKind::Payment {
+            amount: money("payment.amount", amount, Sign::Positive)?,
+            invoice_id: validation::optional_id("payment.invoice_id", invoice_id, limits)?,
+        },
+        Kind::PaymentReversed(proto::PaymentReversed {
+            amount,
+            payment_event_id,
+        }) => EventKind::PaymentReversed {
+            amount: money("payment_reversed.amount", amount, Sign::Positive)?,
+            payment_event_id: validation::optional_id(
+                "payment_reversed.payment_event_id",
+                payment_event_id,
+                limits,
+            )?,
+        },
+        Kind::Promise(proto::Promise {
+            amount,
+            promised_for,
+        }) => EventKind::Promise {
+            amount: money("promise.amount", amount, Sign::Positive)?,
+            promised_for: time("promise.promised_for", promised_for)?,
+        },
+        Kind::Contact(proto::Contact {
+            channel: wire_channel,
+            outcome: wire_outcome,
+        }) => EventKind::Contact {
+            channel: channel("contact.channel", wire_channel)?,
+            outcome: outcome("contact.outcome", wire_outcome)?,
+        },
+        Kind::OptOut(proto::OptOut {
+            channel: wire_channel,
+        }) => EventKind::OptOut {
+            channel: channel("opt_out.channel", wire_channel)?,
+        },
+    };
+    Ok(kind)
+}
+
+/// The event kind's name of a wire event, for counting rejections.
+pub fn kind_name(kind: &proto::event::Kind) -> crate::events::EventKindName {
+    use crate::events::EventKindName as N;
+    use proto::event::Kind;
+    match kind {
+        Kind::Profile(_) => N::Profile,
+        Kind::InvoiceIssued(_) => N::InvoiceIssued,
+        Kind::InvoiceAdjusted(_) => N::InvoiceAdjusted,
+        Kind::Payment(_) => N::Payment,
+        Kind::PaymentReversed(_) => N::PaymentReversed,
+        Kind::Promise(_) => N::Promise,
+        Kind::Contact(_) => N::Contact,
+        Kind::OptOut(_) => N::OptOut,
+    }
+}
+
+fn money_to_proto(money: Money) -> proto::Money {
+    proto::Money {
+        minor_units: money.minor_units,
+        currency: money.currency.as_str().to_owned(),
+    }
+}
+
+fn segment_to_proto(segment: RiskSegment) -> proto::RiskSegment {
+    match segment {
+        RiskSegment::Low => proto::RiskSegment::Low,
+        RiskSegment::Medium => proto::RiskSegment::Medium,
+        RiskSegment::High => proto::RiskSegment::High,
+    }
+}
+
+/// A domain score as a wire response.
+pub fn score_response(score: Score) -> proto::ScoreResponse {
+    let Score {
+        debtor_id,
+        known,
+        p_pay,
+        horizon_days,
+        risk_segment,
+        overdue,
+        expected_recovery,
+        reasons,
+        payment_model_version,
+    } = score;
+    proto::ScoreResponse {
+        debtor_id,
+        known,
+        p_pay,
+        horizon_days,
+        risk_segment: segment_to_proto(risk_segment).into(),
+        overdue: overdue.map(money_to_proto),
+        expected_recovery: expected_recovery.map(money_to_proto),
+        reasons: reasons
+            .into_iter()
+            .map(
+                |Reason {
+                     feature,
+                     value,
+                     contribution,
+                 }| proto::Reason {
+                    feature: feature.to_owned(),
+                    value,
+                    contribution,
+                },
+            )
+            .collect(),
+        contact_plan: None,
+        payment_model_version,
+        contact_model_version: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: UnixTime = UnixTime(1_800_000_000);
+
+    fn wire(kind: proto::event::Kind) -> proto::Event {
+        proto::Event {
+            event_id: "e-1".into(),
+            debtor_id: "d-1".into(),
+            occurred_at: Some(Timestamp {
+                seconds: NOW.0 - 60,
+                nanos: 0,
+            }),
+            kind: Some(kind),
+        }
+    }
+
+    fn field_of(message: proto::Event) -> String {
+        event(message, &EventLimits::default(), NOW)
+            .unwrap_err()
+            .field
+    }
+
+    #[test]
+    fn each_malformed_field_is_named() {
+        use proto::event::Kind;
+        let usd = |minor_units| {
+            Some(proto::Money {
+                minor_units,
+                currency: "USD".into(),
+            })
+        };
+        let cases: Vec<(proto::Event, &str)> = vec![
+            (
+                proto::Event {
+                    event_id: String::new(),
+                    ..wire(Kind::OptOut(proto::OptOut { channel: 1 }))
+                },
+                "event_id",
+            ),
+            (
+                proto::Event {
+                    debtor_id: String::new(),
+                    ..wire(Kind::OptOut(proto::OptOut { channel: 1 }))
+                },
+                "debtor_id",
+            ),
+            (
+                proto::Event {
+                    occurred_at: None,
+                    ..wire(Kind::OptOut(proto::OptOut { channel: 1 }))
+                },
+                "occurred_at",
+            ),
+            (
+                proto::Event {
+                    kind: None,
+                    ..wire(Kind::OptOut(proto::OptOut { channel: 1 }))
+                },
+                "kind",
+            ),
+            (
+                wire(Kind::OptOut(proto::OptOut { channel: 0 })),
+                "opt_out.channel",
+            ),
+            (
+                wire(Kind::Contact(proto::Contact {
+                    channel: 9,
+                    outcome: 1,
+                })),
+                "contact.channel",
+            ),
+            (
+                wire(Kind::Contact(proto::Contact {
+                    channel: 1,
+                    outcome: 0,
+                })),
+                "contact.outcome",
+            ),
+            (
+                wire(Kind::Profile(proto::Profile {
+                    timezone: "Nowhere/City".into(),
+                    country: "CO".into(),
+                })),
+                "profile.timezone",
+            ),
+            (
+                wire(Kind::Profile(proto::Profile {
+                    timezone: "America/Bogota".into(),
+                    country: "col".into(),
+                })),
+                "profile.country",
+            ),
+            (
+                wire(Kind::InvoiceIssued(proto::InvoiceIssued {
+                    invoice_id: "i".into(),
+                    amount: usd(0),
+                    due_at: Some(Timestamp {
+                        seconds: NOW.0,
+                        nanos: 0,
+                    }),
+                })),
+                "invoice_issued.amount.minor_units",
+            ),
+            (
+                wire(Kind::InvoiceIssued(proto::InvoiceIssued {
+                    invoice_id: "i".into(),
+                    amount: usd(5),
+                    due_at: None,
+                })),
+                "invoice_issued.due_at",
+            ),
+            (
+                wire(Kind::InvoiceAdjusted(proto::InvoiceAdjusted {
+                    invoice_id: String::new(),
+                    new_amount: usd(0),
+                })),
+                "invoice_adjusted.invoice_id",
+            ),
+            (
+                wire(Kind::Payment(proto::Payment {
+                    amount: Some(proto::Money {
+                        minor_units: 5,
+                        currency: "us".into(),
+                    }),
+                    invoice_id: None,
+                })),
+                "payment.amount.currency",
+            ),
+            (
+                wire(Kind::PaymentReversed(proto::PaymentReversed {
+                    amount: None,
+                    payment_event_id: None,
+                })),
+                "payment_reversed.amount",
+            ),
+            (
+                wire(Kind::Promise(proto::Promise {
+                    amount: usd(5),
+                    promised_for: Some(Timestamp {
+                        seconds: NOW.0,
+                        nanos: -1,
+                    }),
+                })),
+                "promise.promised_for.nanos",
+            ),
+        ];
+        for (message, field) in cases {
+            assert_eq!(field_of(message), field);
+        }
+        let future = proto::Event {
+            occurred_at: Some(Timestamp {
+                seconds: NOW.0 + 3_600,
+                nanos: 0,
+            }),
+            ..wire(Kind::OptOut(proto::OptOut { channel: 1 }))
+        };
+        assert_eq!(field_of(future), "occurred_at");
+    }
+
+    #[test]
+    fn a_valid_payment_converts() {
+        let message = wire(proto::event::Kind::Payment(proto::Payment {
+            amount: Some(proto::Money {
+                minor_units: 1_500,
+                currency: "COP".into(),
+            }),
+            invoice_id: Some("inv-9".into()),
+        }));
+        let converted = event(message, &EventLimits::default(), NOW).unwrap();
+        assert_eq!(converted.occurred_at, UnixTime(NOW.0 - 60));
+        match converted.kind {
+            EventKind::Payment { amount, invoice_id } => {
+                assert_eq!(
+                    (amount.minor_units, amount.currency.as_str()),
+                    (1_500, "COP")
+                );
+                assert_eq!(invoice_id.as_deref(), Some("inv-9"));
+            }
+            other => panic!("converted to {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `mora.v1.Scoring`: scores, batch scores and feature vectors.
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::error::{ApiError, code_label};
+use super::ingest::now;
+use super::proto::{
+    FeatureVector, GetFeaturesRequest, ScoreBatchRequest, ScoreBatchResponse, ScoreRequest,
+    ScoreResponse, scoring_server::Scoring,
+};
+use crate::events::{EventLimits, UnixTime, validation};
+use crate::features::{FEATURE_NAMES, schema_hash};
+use crate::scoring::Scorer;
+use crate::telemetry::{Method, RpcTimer};
+
+/// The scoring service.
+#[derive(Debug, Clone)]
+pub struct ScoringService {
+    scorer: Scorer,
+    limits: EventLimits,
+}
+
+impl ScoringService {
+    /// A service answering from `scorer`; ids are bounded by `limits`.
+    pub fn new(scorer: Scorer, limits: EventLimits) -> Self {
+        ScoringService { scorer, limits }
+    }
+
+    fn check_debtor_id(&self, field: &str, id: &str) -> Result<(), ApiError> {
+        validation::check_id(field, id, &self.limits)
+            .map_err(|e| ApiError::field(e.field, e.reason))
+    }
+}
+
+fn as_of(at: Option<prost_types::Timestamp>) -> Result<UnixTime, ApiError> {
+    match convert::seconds("as_of", at) {
+        Ok(Some(seconds)) => Ok(UnixTime(seconds)),
+        Ok(None) => Ok(now()),
+        Err(e) => Err(ApiError::field(e.field, e.reason)),
+    }
+}
+
+/// Times a handler's body and maps its error to a status.
+fn finish<T>(timer: RpcTimer, result: Result<T, ApiError>) -> Result<Response<T>, Status> {
+    let result = result.map_err(Status::from);
+    timer.finish(
+        result
+            .as_ref()
+            .map_or_else(|s| code_label(s.code()), |_| "ok"),
+    );
+    result.map(Response::new)
+}
+
+#[tonic::async_trait]
+impl Scoring for ScoringService {
+    async fn score(
+        &self,
+        request: Request<ScoreRequest>,
+    ) -> Result<Response<ScoreResponse>, Status> {
+        let timer = RpcTimer::start(Method::Score);
+        let ScoreRequest {
+            debtor_id,
+            as_of: at,
+            include_contact_plan: _,
+        } = request.into_inner();
+        let result = (|| {
+            self.check_debtor_id("debtor_id", &debtor_id)?;
+            let score = self.scorer.score(&debtor_id, as_of(at)?)?;
+            Ok(convert::score_response(score))
+        })();
+        finish(timer, result)
+    }
+
+    async fn score_batch(
+        &self,
+        request: Request<ScoreBatchRequest>,
+    ) -> Result<Response<ScoreBatchResponse>, Status> {
+        let timer = RpcTimer::start(Method::ScoreBatch);
+        let ScoreBatchRequest {
+            debtor_ids,
+            as_of: at,
+        } = request.into_inner();
+        let result = (|| {
+            for (i, id) in debtor_ids.iter().enumerate() {
+                validation::check_id("debtor_ids", id, &self.limits)
+                    .map_err(|e| ApiError::field(format!("debtor_ids[{i}]"), e.reason))?;
+            }
+            let scores = self.scorer.score_batch(&debtor_ids, as_of(at)?)?;
+            Ok(ScoreBatchResponse {
+                results: scores.into_iter().map(convert::score_response).collect(),
+            })
+        })();
+        finish(timer, result)
+    }
+
+    async fn get_features(
+        &self,
+        request: Request<GetFeaturesRequest>,
+    ) -> Result<Response<FeatureVector>, Status> {
+        let timer = RpcTimer::start(Method::GetFeatures);
+        let GetFeaturesRequest {
+            debtor_id,
+            as_of: at,
+        } = request.into_inner();
+        let result = (|| {
+            self.check_debtor_id("debtor_id", &debtor_id)?;
+            let features = self.scorer.features(&debtor_id, as_of(at)?);
+            Ok(FeatureVector {
+                debtor_id,
+                known: features.is_some(),
+                schema_hash: schema_hash().to_owned(),
+                names: FEATURE_NAMES.iter().map(|n| n.to_string()).collect(),
+                values: features.map_or_else(Vec::new, |f| f.values().to_vec()),
+            })
+        })();
+        finish(timer, result)
+    }
+}

@@ -1,0 +1,240 @@
+//! One typed configuration, layered: defaults < TOML file < `MORA_*`
+//! environment variables < command-line flags.
+//!
+//! Nested keys are set from the environment with a double underscore, e.g.
+//! `MORA_INGEST__MAX_BATCH_EVENTS=5000`. Every error names the field at fault.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::events::EventLimits;
+use crate::scoring::ScoringConfig;
+use crate::telemetry::LogFormat;
+
+/// The whole configuration of a mora server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Address of the Prometheus endpoint (`/metrics`).
+    pub metrics_listen: SocketAddr,
+    /// Directory holding the model files to load at start.
+    pub models_dir: PathBuf,
+    /// Directory for durable state (reserved: this version keeps state in
+    /// memory only).
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub ingest: IngestConfig,
+    pub scoring: ScoringConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            models_dir: PathBuf::from("models"),
+            data_dir: PathBuf::from("data"),
+            log_format: LogFormat::Human,
+            ingest: IngestConfig::default(),
+            scoring: ScoringConfig::default(),
+        }
+    }
+}
+
+/// Ingest settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Most events in one batch; a larger batch is refused whole.
+    pub max_batch_events: usize,
+    /// Longest accepted id, in bytes.
+    pub max_id_len: usize,
+    /// How far in the future `occurred_at` may be, in seconds.
+    pub max_clock_skew_secs: i64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let limits = EventLimits::default();
+        IngestConfig {
+            max_batch_events: 10_000,
+            max_id_len: limits.max_id_len,
+            max_clock_skew_secs: limits.max_clock_skew_secs,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The per-event limits.
+    pub fn limits(&self) -> EventLimits {
+        EventLimits {
+            max_id_len: self.max_id_len,
+            max_clock_skew_secs: self.max_clock_skew_secs,
+        }
+    }
+}
+
+/// Values given as command-line flags; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        // figment names the key and the layer it came from.
+        let messages: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
+        ConfigError::Invalid(messages.join("; "))
+    }
+}
+
+impl Config {
+    /// Builds the configuration from its layers, then checks it.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::load_from(file, overrides, Env::prefixed("MORA_").split("__"))
+    }
+
+    fn load_from(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: Env,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // MORA_CONFIG names the file; it is not a setting.
+        let config: Config = figment
+            .merge(env.ignore(&["config"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |field: &str, reason: String| Err(ConfigError::Invalid(format!("{field}: {reason}")));
+        let scoring = &self.scoring;
+        if !(0.0..=1.0).contains(&scoring.low_risk_min_p_pay) {
+            return invalid(
+                "scoring.low_risk_min_p_pay",
+                format!("must be within [0, 1], got {}", scoring.low_risk_min_p_pay),
+            );
+        }
+        if !(0.0..=scoring.low_risk_min_p_pay).contains(&scoring.high_risk_max_p_pay) {
+            return invalid(
+                "scoring.high_risk_max_p_pay",
+                format!(
+                    "must be within [0, scoring.low_risk_min_p_pay = {}], got {}",
+                    scoring.low_risk_min_p_pay, scoring.high_risk_max_p_pay
+                ),
+            );
+        }
+        if scoring.max_batch_debtors == 0 {
+            return invalid("scoring.max_batch_debtors", "must be at least 1".into());
+        }
+        if self.ingest.max_batch_events == 0 {
+            return invalid("ingest.max_batch_events", "must be at least 1".into());
+        }
+        if self.ingest.max_id_len == 0 {
+            return invalid("ingest.max_id_len", "must be at least 1".into());
+        }
+        if self.ingest.max_clock_skew_secs < 0 {
+            return invalid("ingest.max_clock_skew_secs", "must be 0 or more".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Env {
+        Env::prefixed("MORA_TEST_UNSET_PREFIX_").split("__")
+    }
+
+    #[test]
+    fn defaults_are_valid_and_local() {
+        let config = Config::load_from(None, &Overrides::default(), no_env()).unwrap();
+        assert_eq!(config, Config::default());
+        assert!(config.listen.ip().is_loopback());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own test harness signature
+    fn layers_apply_in_order_and_errors_name_the_field() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "mora.toml",
+                "listen = \"127.0.0.1:6000\"\n[ingest]\nmax_batch_events = 50\n",
+            )?;
+            jail.set_env("MORA_INGEST__MAX_BATCH_EVENTS", "70");
+            jail.set_env("MORA_LISTEN", "127.0.0.1:6001");
+            let overrides = Overrides {
+                listen: Some("127.0.0.1:6002".parse().unwrap()),
+                ..Overrides::default()
+            };
+            let config = Config::load(Some(Path::new("mora.toml")), &overrides).unwrap();
+            assert_eq!(config.ingest.max_batch_events, 70);
+            assert_eq!(config.listen.port(), 6002);
+
+            jail.set_env("MORA_INGEST__MAX_BATCH_EVENTS", "many");
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            // figment reports environment keys in their upper-case spelling.
+            assert!(
+                err.to_lowercase().contains("ingest.max_batch_events"),
+                "{err}"
+            );
+
+            jail.set_env("MORA_INGEST__MAX_BATCH_EVENTS", "10");
+            jail.create_file("bad.toml", "[scoring]\nhigh_risk_max_p_pay = 0.9\n")?;
+            let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string().contains("scoring.high_risk_max_p_pay"),
+                "{err}"
+            );
+
+            jail.create_file("typo.toml", "[scoring]\nmax_batch = 3\n")?;
+            let err =
+                Config::load(Some(Path::new("typo.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("max_batch"), "{err}");
+
+            let err =
+                Config::load(Some(Path::new("absent.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("absent.toml"), "{err}");
+            Ok(())
+        });
+    }
+}

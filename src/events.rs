@@ -1,0 +1,259 @@
+//! Domain events: the facts about a debtor that mora learns from, in types that
+//! hold only valid values.
+//!
+//! Nothing here knows about protobuf or gRPC: `api` converts wire messages into
+//! these types through the checks in [`validation`], which name the offending
+//! field in every error.
+
+pub mod validation;
+
+use std::fmt;
+
+pub use validation::{EventError, EventLimits};
+
+/// Seconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UnixTime(pub i64);
+
+/// Seconds in a day, the unit of every duration feature.
+pub const SECONDS_PER_DAY: i64 = 86_400;
+
+impl UnixTime {
+    /// Days from `earlier` to `self`, negative when `earlier` is later.
+    pub fn days_since(self, earlier: UnixTime) -> f64 {
+        (self.0 - earlier.0) as f64 / SECONDS_PER_DAY as f64
+    }
+
+    /// This time moved by a whole number of days.
+    pub fn plus_days(self, days: i64) -> UnixTime {
+        UnixTime(self.0 + days * SECONDS_PER_DAY)
+    }
+}
+
+/// An ISO 4217 currency code: three upper-case ASCII letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    /// The code as text, e.g. `"USD"`.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII upper-case letters are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An amount in minor units of a currency. Never a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money {
+    pub minor_units: i64,
+    pub currency: Currency,
+}
+
+/// A channel through which a debtor can be contacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Call,
+    Sms,
+    WhatsApp,
+    Email,
+}
+
+impl Channel {
+    /// Every channel, in the order used by per-channel arrays.
+    pub const ALL: [Channel; 4] = [
+        Channel::Call,
+        Channel::Sms,
+        Channel::WhatsApp,
+        Channel::Email,
+    ];
+
+    /// Position of this channel in [`Channel::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Lower-case name, used in metric labels and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Call => "call",
+            Channel::Sms => "sms",
+            Channel::WhatsApp => "whatsapp",
+            Channel::Email => "email",
+        }
+    }
+}
+
+/// What came of a contact attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContactOutcome {
+    Delivered,
+    Failed,
+    NoAnswer,
+    Busy,
+    Answered,
+    RightParty,
+    WrongNumber,
+    Opened,
+    Clicked,
+    Replied,
+    Bounced,
+}
+
+impl ContactOutcome {
+    /// Whether this outcome means the debtor was reached on `channel`: a call
+    /// that reached the right party; a message replied to or whose link was
+    /// clicked; an email opened, clicked or replied to.
+    pub fn is_success_on(self, channel: Channel) -> bool {
+        use ContactOutcome::*;
+        match channel {
+            Channel::Call => self == RightParty,
+            Channel::Sms | Channel::WhatsApp => matches!(self, Clicked | Replied),
+            Channel::Email => matches!(self, Opened | Clicked | Replied),
+        }
+    }
+}
+
+/// An ISO 3166-1 alpha-2 country code: two upper-case ASCII letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Country([u8; 2]);
+
+impl Country {
+    /// The code as text, e.g. `"CO"`.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+/// Where a debtor lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    pub timezone: chrono_tz::Tz,
+    pub country: Country,
+}
+
+/// One fact about one debtor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Unique per debtor; applying an event id twice has no effect.
+    pub event_id: String,
+    pub debtor_id: String,
+    pub occurred_at: UnixTime,
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    Profile(Profile),
+    InvoiceIssued {
+        invoice_id: String,
+        amount: Money,
+        due_at: UnixTime,
+    },
+    /// A credit note or write-off; a zero amount closes the invoice.
+    InvoiceAdjusted {
+        invoice_id: String,
+        new_amount: Money,
+    },
+    Payment {
+        amount: Money,
+        invoice_id: Option<String>,
+    },
+    PaymentReversed {
+        amount: Money,
+        payment_event_id: Option<String>,
+    },
+    Promise {
+        amount: Money,
+        promised_for: UnixTime,
+    },
+    Contact {
+        channel: Channel,
+        outcome: ContactOutcome,
+    },
+    OptOut {
+        channel: Channel,
+    },
+}
+
+/// The kinds of event, as a closed set for metric labels and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKindName {
+    Profile,
+    InvoiceIssued,
+    InvoiceAdjusted,
+    Payment,
+    PaymentReversed,
+    Promise,
+    Contact,
+    OptOut,
+}
+
+impl EventKindName {
+    /// Every kind, in wire order.
+    pub const ALL: [EventKindName; 8] = [
+        EventKindName::Profile,
+        EventKindName::InvoiceIssued,
+        EventKindName::InvoiceAdjusted,
+        EventKindName::Payment,
+        EventKindName::PaymentReversed,
+        EventKindName::Promise,
+        EventKindName::Contact,
+        EventKindName::OptOut,
+    ];
+
+    /// Position in [`EventKindName::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name of the kind as the wire calls it, e.g. `"invoice_issued"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKindName::Profile => "profile",
+            EventKindName::InvoiceIssued => "invoice_issued",
+            EventKindName::InvoiceAdjusted => "invoice_adjusted",
+            EventKindName::Payment => "payment",
+            EventKindName::PaymentReversed => "payment_reversed",
+            EventKindName::Promise => "promise",
+            EventKindName::Contact => "contact",
+            EventKindName::OptOut => "opt_out",
+        }
+    }
+}
+
+impl EventKind {
+    /// The kind's name, for counting and messages.
+    pub fn name(&self) -> EventKindName {
+        match self {
+            EventKind::Profile(_) => EventKindName::Profile,
+            EventKind::InvoiceIssued { .. } => EventKindName::InvoiceIssued,
+            EventKind::InvoiceAdjusted { .. } => EventKindName::InvoiceAdjusted,
+            EventKind::Payment { .. } => EventKindName::Payment,
+            EventKind::PaymentReversed { .. } => EventKindName::PaymentReversed,
+            EventKind::Promise { .. } => EventKindName::Promise,
+            EventKind::Contact { .. } => EventKindName::Contact,
+            EventKind::OptOut { .. } => EventKindName::OptOut,
+        }
+    }
+
+    /// The money this event carries, with the field path that holds it.
+    pub fn money(&self) -> Option<(&'static str, Money)> {
+        match self {
+            EventKind::InvoiceIssued { amount, .. } => Some(("invoice_issued.amount", *amount)),
+            EventKind::InvoiceAdjusted { new_amount, .. } => {
+                Some(("invoice_adjusted.new_amount", *new_amount))
+            }
+            EventKind::Payment { amount, .. } => Some(("payment.amount", *amount)),
+            EventKind::PaymentReversed { amount, .. } => Some(("payment_reversed.amount", *amount)),
+            EventKind::Promise { amount, .. } => Some(("promise.amount", *amount)),
+            EventKind::Profile(_) | EventKind::Contact { .. } | EventKind::OptOut { .. } => None,
+        }
+    }
+}

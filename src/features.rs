@@ -1,0 +1,116 @@
+//! The feature schema (ordered names and a stable hash) and the one function
+//! that turns a debtor's state into the feature vector models see.
+//!
+//! Training and serving both call [`extract`]; there is no second copy of any
+//! feature. Changing what a feature means requires bumping
+//! [`SCHEMA_VERSION`], which changes the hash, so that old models are refused
+//! instead of silently fed different inputs.
+
+mod extract;
+
+use std::sync::OnceLock;
+
+pub use extract::extract;
+
+/// Bumped whenever a feature's definition changes, even if names do not.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Feature names, in the order of every feature vector and model input.
+pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
+    "days_past_due",
+    "log_overdue_balance",
+    "log_open_balance",
+    "overdue_share",
+    "open_invoices",
+    "overdue_invoices",
+    "log_paid_7d",
+    "log_paid_30d",
+    "log_paid_90d",
+    "log_billed_90d",
+    "pay_to_bill_ratio_30d",
+    "pay_to_bill_ratio_90d",
+    "days_since_last_payment",
+    "has_ever_paid",
+    "reversal_share",
+    "promises_kept",
+    "promises_broken",
+    "promise_keep_rate",
+    "has_pending_promise",
+    "contact_attempts_7d",
+    "contact_attempts_30d",
+    "contact_successes_30d",
+    "contact_success_rate",
+    "days_since_last_contact_success",
+    "channels_opted_out",
+    "tenure_days",
+];
+
+/// Number of features in the schema.
+pub const FEATURE_COUNT: usize = 26;
+
+/// The schema hash: 16 hex digits of XXH3-64 over the version and the names.
+/// Stable across builds, platforms and versions of mora.
+pub fn schema_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let text = format!(
+            "mora-features-v{SCHEMA_VERSION}\n{}",
+            FEATURE_NAMES.join("\n")
+        );
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    })
+}
+
+/// One debtor's features, in schema order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureVector([f64; FEATURE_COUNT]);
+
+impl FeatureVector {
+    /// The values, in the order of [`FEATURE_NAMES`].
+    pub fn values(&self) -> &[f64; FEATURE_COUNT] {
+        &self.0
+    }
+
+    /// The value of the feature called `name`, if the schema has one.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        FEATURE_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| self.0[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_hash_is_stable_and_names_are_unique() {
+        assert_eq!(schema_hash().len(), 16);
+        assert_eq!(schema_hash(), schema_hash());
+        let mut names = FEATURE_NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FEATURE_COUNT);
+    }
+
+    #[test]
+    fn docs_list_exactly_the_schema_in_order() {
+        let doc = include_str!("../docs/features.md");
+        let documented: Vec<&str> = doc
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .collect();
+        assert_eq!(
+            documented,
+            FEATURE_NAMES.to_vec(),
+            "docs/features.md must list every feature of the schema, in schema order"
+        );
+        assert!(
+            doc.contains(schema_hash()),
+            "docs/features.md must state the current schema hash {}",
+            schema_hash()
+        );
+    }
+}

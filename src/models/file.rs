@@ -1,0 +1,160 @@
+//! The model file: one JSON document describing a trained model, what it was
+//! trained on, how well it did, and the fitted linfa model as serde writes it.
+//! serde_json is built with `float_roundtrip`, so a write/read round trip is
+//! bit-exact.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use linfa_logistic::FittedLogisticRegression;
+use serde::{Deserialize, Serialize};
+
+use super::ModelError;
+use crate::features;
+
+/// The file format version this server reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Which question a model answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Probability that a debtor pays within the horizon.
+    Payment,
+}
+
+impl ModelKind {
+    /// The kind's name, for labels and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Payment => "payment",
+        }
+    }
+}
+
+/// The features a model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSchemaRecord {
+    pub version: u32,
+    pub hash: String,
+    pub names: Vec<String>,
+}
+
+impl FeatureSchemaRecord {
+    /// The schema of this build of mora.
+    pub fn current() -> Self {
+        FeatureSchemaRecord {
+            version: features::SCHEMA_VERSION,
+            hash: features::schema_hash().to_owned(),
+            names: features::FEATURE_NAMES
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// What counts as "paid" for a payment model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelDefinition {
+    /// Share of the overdue amount at the decision point that payments within
+    /// the horizon must cover.
+    pub min_paid_share: f64,
+    /// The same in words.
+    pub description: String,
+}
+
+/// The data a model was trained and evaluated on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingData {
+    /// Where the events came from, e.g. a simulator seed or a file name.
+    pub source: String,
+    /// Decision points of the training split lie in `[from, test_from)`.
+    pub from: DateTime<Utc>,
+    /// Decision points from here on were held out for evaluation.
+    pub test_from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub train_rows: usize,
+    pub test_rows: usize,
+}
+
+/// Per-feature standardisation applied before the model: `(x − mean) / std`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaling {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+/// A model file, as written by `mora train` or any batch trainer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    pub format_version: u32,
+    pub kind: ModelKind,
+    pub version: String,
+    pub created_at: DateTime<Utc>,
+    pub feature_schema: FeatureSchemaRecord,
+    pub horizon_days: u32,
+    pub label: LabelDefinition,
+    pub training: TrainingData,
+    /// Evaluation on the held-out split: `auc`, `brier`, `log_loss`, `base_rate`.
+    pub metrics: BTreeMap<String, f64>,
+    /// Share of positive labels in training: the prior for unknown debtors.
+    pub base_rate: f64,
+    pub scaling: Scaling,
+    /// The fitted linfa logistic regression; its positive class is "paid".
+    pub model: FittedLogisticRegression<f64, bool>,
+}
+
+/// Just enough of a file to give a clear error before parsing the rest.
+#[derive(Deserialize)]
+struct Header {
+    format_version: u32,
+    feature_schema: HeaderSchema,
+}
+
+#[derive(Deserialize)]
+struct HeaderSchema {
+    hash: String,
+}
+
+impl ModelFile {
+    /// Parses and checks a model file's bytes against this server's schema.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<ModelFile, ModelError> {
+        let parse_error = |source| ModelError::Parse {
+            path: path.to_owned(),
+            source,
+        };
+        let header: Header = serde_json::from_slice(bytes).map_err(parse_error)?;
+        if header.format_version != FORMAT_VERSION {
+            return Err(ModelError::FormatVersion {
+                found: header.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if header.feature_schema.hash != features::schema_hash() {
+            return Err(ModelError::SchemaMismatch {
+                model_hash: header.feature_schema.hash,
+                server_hash: features::schema_hash().to_owned(),
+            });
+        }
+        serde_json::from_slice(bytes).map_err(parse_error)
+    }
+
+    /// Reads and checks a model file from disk.
+    pub fn read(path: &Path) -> Result<ModelFile, ModelError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        ModelFile::from_json(&bytes, path)
+    }
+
+    /// The file as pretty JSON.
+    pub fn to_json(&self) -> String {
+        // A ModelFile holds only serialisable data: plain fields, maps with
+        // string keys and linfa's derived impl.
+        serde_json::to_string_pretty(self).expect("model files always serialise")
+    }
+}

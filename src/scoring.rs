@@ -1,0 +1,233 @@
+//! The predict path: state → features → payment model → answer.
+//!
+//! Reads state under a shard read lock only for the time it takes to extract
+//! one feature vector, and reads models through the lock-free registry. Never
+//! blocks on I/O and allocates only the answer itself.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{Money, UnixTime};
+use crate::features::{FEATURE_NAMES, FeatureVector, extract};
+use crate::models::ModelRegistry;
+use crate::state::Store;
+
+/// How many reasons a score carries.
+pub const REASON_COUNT: usize = 3;
+
+/// Scoring settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoringConfig {
+    /// Most debtors one `ScoreBatch` request may name.
+    pub max_batch_debtors: usize,
+    /// A debtor with `p_pay` at or above this is low risk.
+    pub low_risk_min_p_pay: f64,
+    /// A debtor with `p_pay` below this is high risk; in between, medium.
+    pub high_risk_max_p_pay: f64,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig {
+            max_batch_debtors: 100_000,
+            low_risk_min_p_pay: 0.6,
+            high_risk_max_p_pay: 0.3,
+        }
+    }
+}
+
+/// Risk of not being paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskSegment {
+    Low,
+    Medium,
+    High,
+}
+
+impl ScoringConfig {
+    /// The segment of a payment probability under these thresholds.
+    pub fn segment(&self, p_pay: f64) -> RiskSegment {
+        if p_pay >= self.low_risk_min_p_pay {
+            RiskSegment::Low
+        } else if p_pay < self.high_risk_max_p_pay {
+            RiskSegment::High
+        } else {
+            RiskSegment::Medium
+        }
+    }
+}
+
+/// One feature's share in a score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reason {
+    pub feature: &'static str,
+    pub value: f64,
+    pub contribution: f64,
+}
+
+/// The answer for one debtor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    pub debtor_id: String,
+    /// False when no event was ever applied for this debtor.
+    pub known: bool,
+    pub p_pay: f64,
+    pub horizon_days: u32,
+    pub risk_segment: RiskSegment,
+    /// Unpaid amount past due; `None` until an amount was seen for the debtor.
+    pub overdue: Option<Money>,
+    /// `p_pay × overdue`, rounded to minor units.
+    pub expected_recovery: Option<Money>,
+    /// Largest absolute contributions first.
+    pub reasons: Vec<Reason>,
+    pub payment_model_version: String,
+}
+
+impl Score {
+    fn expected_recovery_minor(&self) -> i64 {
+        self.expected_recovery.map_or(0, |m| m.minor_units)
+    }
+}
+
+/// Why a score could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScoringError {
+    #[error("no payment model is loaded")]
+    NoPaymentModel,
+    #[error("debtor_ids: {requested} debtors requested, more than the limit of {limit}")]
+    TooManyDebtors { requested: usize, limit: usize },
+}
+
+/// Scores debtors from the shared store and the active models.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    store: Arc<Store>,
+    models: Arc<ModelRegistry>,
+    config: ScoringConfig,
+}
+
+/// The `n` largest contributions by absolute value, largest first.
+fn top_reasons(features: &FeatureVector, contributions: &[f64]) -> Vec<Reason> {
+    let mut order: [usize; FEATURE_NAMES.len()] = std::array::from_fn(|i| i);
+    order.sort_unstable_by(|a, b| contributions[*b].abs().total_cmp(&contributions[*a].abs()));
+    order[..REASON_COUNT]
+        .iter()
+        .map(|i| Reason {
+            feature: FEATURE_NAMES[*i],
+            value: features.values()[*i],
+            contribution: contributions[*i],
+        })
+        .collect()
+}
+
+impl Scorer {
+    /// A scorer over `store` and `models`.
+    pub fn new(store: Arc<Store>, models: Arc<ModelRegistry>, config: ScoringConfig) -> Self {
+        Scorer {
+            store,
+            models,
+            config,
+        }
+    }
+
+    /// Scores one debtor at `as_of`.
+    pub fn score(&self, debtor_id: &str, as_of: UnixTime) -> Result<Score, ScoringError> {
+        let model = self.models.payment().ok_or(ScoringError::NoPaymentModel)?;
+        let seen = self.store.read(debtor_id, |debtor| {
+            let overdue_minor = debtor.balances(as_of).overdue_minor;
+            (extract(debtor, as_of), overdue_minor, debtor.currency())
+        });
+
+        let mut score = Score {
+            debtor_id: debtor_id.to_owned(),
+            known: seen.is_some(),
+            p_pay: model.base_rate(),
+            horizon_days: model.horizon_days(),
+            risk_segment: self.config.segment(model.base_rate()),
+            overdue: None,
+            expected_recovery: None,
+            reasons: Vec::new(),
+            payment_model_version: model.version().to_owned(),
+        };
+        let Some((features, overdue_minor, currency)) = seen else {
+            return Ok(score);
+        };
+
+        let prediction = model.predict(&features);
+        score.p_pay = prediction.p_pay;
+        score.risk_segment = self.config.segment(prediction.p_pay);
+        score.reasons = top_reasons(&features, &prediction.contributions);
+        if let Some(currency) = currency {
+            let expected = (prediction.p_pay * overdue_minor as f64).round() as i64;
+            score.overdue = Some(Money {
+                minor_units: overdue_minor,
+                currency,
+            });
+            score.expected_recovery = Some(Money {
+                minor_units: expected,
+                currency,
+            });
+        }
+        Ok(score)
+    }
+
+    /// Scores each distinct debtor once, highest expected recovery first (then
+    /// highest `p_pay`, then debtor id).
+    pub fn score_batch(
+        &self,
+        debtor_ids: &[String],
+        as_of: UnixTime,
+    ) -> Result<Vec<Score>, ScoringError> {
+        if debtor_ids.len() > self.config.max_batch_debtors {
+            return Err(ScoringError::TooManyDebtors {
+                requested: debtor_ids.len(),
+                limit: self.config.max_batch_debtors,
+            });
+        }
+        let mut distinct = HashSet::with_capacity(debtor_ids.len());
+        let mut scores = debtor_ids
+            .iter()
+            .filter(|id| distinct.insert(id.as_str()))
+            .map(|id| self.score(id, as_of))
+            .collect::<Result<Vec<_>, _>>()?;
+        scores.sort_by(|a, b| {
+            b.expected_recovery_minor()
+                .cmp(&a.expected_recovery_minor())
+                .then(b.p_pay.total_cmp(&a.p_pay))
+                .then_with(|| a.debtor_id.cmp(&b.debtor_id))
+        });
+        Ok(scores)
+    }
+
+    /// The feature vector of a debtor at `as_of`, or `None` when unknown.
+    pub fn features(&self, debtor_id: &str, as_of: UnixTime) -> Option<FeatureVector> {
+        self.store.read(debtor_id, |debtor| extract(debtor, as_of))
+    }
+
+    /// The store this scorer reads.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The models this scorer uses.
+    pub fn models(&self) -> &Arc<ModelRegistry> {
+        &self.models
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_follow_the_thresholds() {
+        let config = ScoringConfig::default();
+        assert_eq!(config.segment(0.6), RiskSegment::Low);
+        assert_eq!(config.segment(0.45), RiskSegment::Medium);
+        assert_eq!(config.segment(0.3), RiskSegment::Medium);
+        assert_eq!(config.segment(0.29), RiskSegment::High);
+    }
+}

@@ -1,0 +1,184 @@
+//! Assembles a running mora server: state, models, the gRPC services (with
+//! health and reflection) and the Prometheus endpoint, all stopped together.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+use crate::api::ingest::IngestService;
+use crate::api::proto::{self, ingest_server::IngestServer, scoring_server::ScoringServer};
+use crate::api::scoring::ScoringService;
+use crate::config::Config;
+use crate::models::ModelRegistry;
+use crate::scoring::Scorer;
+use crate::state::Store;
+use crate::telemetry;
+
+/// A server that is accepting requests.
+pub struct RunningServer {
+    /// Where gRPC is served (the real port when the config asked for port 0).
+    pub grpc_addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    metrics: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting requests, lets requests in flight finish, and returns
+    /// once both endpoints are closed.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.grpc.await.context("gRPC server task failed")??;
+        self.metrics.await.context("metrics server task failed")?;
+        Ok(())
+    }
+}
+
+/// Loads the models in `dir`. A directory without models leaves the server
+/// up but not serving scores; a broken model file is an error.
+fn load_models(dir: &std::path::Path) -> anyhow::Result<ModelRegistry> {
+    if !dir.is_dir() {
+        tracing::warn!(models_dir = %dir.display(), "Models directory not found; scores unavailable");
+        return Ok(ModelRegistry::empty());
+    }
+    let registry = ModelRegistry::load_dir(dir)
+        .with_context(|| format!("loading models from {}", dir.display()))?;
+    match registry.payment() {
+        Some(model) => {
+            telemetry::record_model_loaded("payment", model.version());
+            tracing::info!(
+                kind = "payment",
+                version = model.version(),
+                "Model activated"
+            );
+        }
+        None => {
+            tracing::warn!(models_dir = %dir.display(), "No payment model found; scores unavailable")
+        }
+    }
+    Ok(registry)
+}
+
+/// Starts a server with `config` and returns once both ports are bound.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let prometheus = telemetry::prometheus();
+    let store = Arc::new(Store::new());
+    let models = Arc::new(load_models(&config.models_dir)?);
+    let is_ready = models.is_ready();
+
+    let grpc_listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding listen address {}", config.listen))?;
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding metrics_listen address {}", config.metrics_listen))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+
+    // Health: SERVING only once the models needed for scores are loaded.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let status = if is_ready {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", status).await;
+    health
+        .set_service_status("mora.v1.Ingest", ServingStatus::Serving)
+        .await;
+    health.set_service_status("mora.v1.Scoring", status).await;
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    let ingest = IngestService::new(store.clone(), config.ingest.clone());
+    let scoring = ScoringService::new(
+        Scorer::new(store, models, config.scoring.clone()),
+        config.ingest.limits(),
+    );
+
+    let (stop, stopped) = watch::channel(false);
+    let grpc = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(IngestServer::new(ingest))
+            .add_service(ScoringServer::new(scoring))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(grpc_listener),
+                until(stopped.clone()),
+            ),
+    );
+    let metrics = tokio::spawn(serve_metrics(metrics_listener, prometheus, until(stopped)));
+
+    tracing::info!(%grpc_addr, %metrics_addr, "Listening");
+    Ok(RunningServer {
+        grpc_addr,
+        metrics_addr,
+        stop,
+        grpc,
+        metrics,
+    })
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn until(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Serves the Prometheus text exposition at `/metrics` until `stop`.
+async fn serve_metrics(
+    listener: TcpListener,
+    prometheus: &'static metrics_exporter_prometheus::PrometheusHandle,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(error) => {
+                    tracing::warn!(%error, "Metrics connection not accepted");
+                    continue;
+                }
+            },
+            () = &mut stop => return,
+        };
+        let service = hyper::service::service_fn(move |request: hyper::Request<_>| async move {
+            if request.uri().path() == "/metrics" {
+                Response::builder()
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .body(Full::new(Bytes::from(prometheus.render())))
+            } else {
+                Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(Full::new(Bytes::from_static(
+                        b"metrics are served at /metrics\n",
+                    )))
+            }
+        });
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "Metrics connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,314 @@
+//! One simulated debtor: hidden traits, then a day-by-day history drawn from them.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveTime, TimeZone};
+use rand::Rng;
+use rand_distr::{Beta, Distribution, Exp, LogNormal};
+
+use super::{SimConfig, SimulatedDebtor};
+use crate::events::{
+    Channel, ContactOutcome, Country, Currency, Event, EventKind, Money, Profile, SECONDS_PER_DAY,
+    UnixTime, validation,
+};
+
+/// What the simulator knows and the service must infer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traits {
+    /// 0..1: how much of a bill the debtor can pay.
+    pub ability: f64,
+    /// 0..1: how much they want to.
+    pub willingness: f64,
+    /// 0..1: probability of keeping a promise once made.
+    pub promise_keeping: f64,
+    /// Per channel, probability that an attempt reaches them.
+    pub reachability: [f64; 4],
+    /// Local hour at which they are easiest to reach.
+    pub best_hour: u32,
+    pub timezone: chrono_tz::Tz,
+}
+
+const DAYS_PER_MONTH: i64 = 30;
+const DUE_AFTER_DAYS: i64 = 20;
+
+struct Region {
+    country: &'static str,
+    currency: &'static str,
+    timezones: &'static [chrono_tz::Tz],
+    /// Median monthly bill, minor units.
+    median_bill_minor: f64,
+}
+
+const REGIONS: [Region; 2] = [
+    Region {
+        country: "CO",
+        currency: "COP",
+        timezones: &[chrono_tz::America::Bogota],
+        median_bill_minor: 25_000_000.0,
+    },
+    Region {
+        country: "US",
+        currency: "USD",
+        timezones: &[
+            chrono_tz::America::New_York,
+            chrono_tz::America::Chicago,
+            chrono_tz::America::Los_Angeles,
+        ],
+        median_bill_minor: 12_000.0,
+    },
+];
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Builds events for one debtor, numbering them in creation order.
+struct History {
+    debtor_id: String,
+    currency: Currency,
+    events: Vec<Event>,
+}
+
+impl History {
+    fn push(&mut self, at: i64, kind: EventKind) {
+        let event_id = format!("{}-e{}", self.debtor_id, self.events.len());
+        self.events.push(Event {
+            event_id,
+            debtor_id: self.debtor_id.clone(),
+            occurred_at: UnixTime(at),
+            kind,
+        });
+    }
+
+    fn money(&self, minor_units: i64) -> Money {
+        Money {
+            minor_units,
+            currency: self.currency,
+        }
+    }
+}
+
+/// A payment the debtor will make on a given day (index into the history).
+#[derive(Debug, Clone)]
+struct Planned {
+    minor: i64,
+    invoice: Option<String>,
+}
+
+pub(super) fn generate(config: &SimConfig, index: usize, rng: &mut impl Rng) -> SimulatedDebtor {
+    let beta = |a, b| Beta::new(a, b).expect("valid beta parameters");
+    let region = &REGIONS[rng.gen_range(0..REGIONS.len())];
+    let traits = Traits {
+        ability: beta(2.0, 2.0).sample(rng),
+        willingness: beta(2.5, 2.0).sample(rng),
+        promise_keeping: beta(2.0, 2.5).sample(rng),
+        reachability: std::array::from_fn(|_| beta(1.5, 3.0).sample(rng)),
+        best_hour: rng.gen_range(8..20),
+        timezone: region.timezones[rng.gen_range(0..region.timezones.len())],
+    };
+    let debtor_id = format!("sim-{index:07}");
+    let currency = validation::currency("currency", region.currency).expect("valid code");
+    let country: Country = validation::country("country", region.country).expect("valid code");
+    let mut history = History {
+        debtor_id: debtor_id.clone(),
+        currency,
+        events: Vec::new(),
+    };
+
+    let start = config.start.0 + rng.gen_range(0..5) * SECONDS_PER_DAY;
+    history.push(
+        start - SECONDS_PER_DAY,
+        EventKind::Profile(Profile {
+            timezone: traits.timezone,
+            country,
+        }),
+    );
+
+    // Invoices, and the payments the debtor intends for each.
+    let bill = LogNormal::new(region.median_bill_minor.ln(), 0.5).expect("valid lognormal");
+    let months = i64::from(config.months);
+    let mut plan: BTreeMap<i64, Vec<Planned>> = BTreeMap::new();
+    let mut invoices = Vec::new();
+    for month in 0..months {
+        let issued_day = month * DAYS_PER_MONTH;
+        let due_day = issued_day + DUE_AFTER_DAYS;
+        let amount = (bill.sample(rng) as i64).max(100);
+        let invoice_id = format!("{debtor_id}-inv{month}");
+        history.push(
+            start + issued_day * SECONDS_PER_DAY + 3_600,
+            EventKind::InvoiceIssued {
+                invoice_id: invoice_id.clone(),
+                amount: history.money(amount),
+                due_at: UnixTime(start + due_day * SECONDS_PER_DAY),
+            },
+        );
+        invoices.push((due_day, amount));
+
+        // A monthly shock the service cannot see: a hard month or an easy one.
+        let shock: f64 = rng.sample::<f64, _>(rand_distr::StandardNormal) * 0.8;
+        let p_pays = sigmoid(4.0 * (traits.ability + 0.6 * traits.willingness - 0.75) + shock);
+        if rng.gen_bool(p_pays) {
+            let on_time = rng.gen_bool(traits.willingness.clamp(0.05, 0.95));
+            let day = if on_time {
+                due_day - rng.gen_range(0..6)
+            } else {
+                let mean_delay = 5.0 + 40.0 * (1.0 - traits.ability);
+                due_day + 1 + Exp::new(1.0 / mean_delay).expect("valid rate").sample(rng) as i64
+            };
+            let share = if rng.gen_bool(traits.ability.clamp(0.1, 0.95)) {
+                1.0
+            } else {
+                rng.gen_range(0.3..0.8)
+            };
+            let named = rng.gen_bool(0.5).then(|| invoice_id.clone());
+            plan.entry(day).or_default().push(Planned {
+                minor: ((amount as f64) * share) as i64,
+                invoice: named,
+            });
+        }
+    }
+
+    // Day by day: planned payments, then collection while anything is overdue.
+    let last_day = months * DAYS_PER_MONTH + DUE_AFTER_DAYS;
+    let mut paid = 0i64;
+    let mut opted_out = [false; 4];
+    for day in 0..last_day {
+        let day_start = start + day * SECONDS_PER_DAY;
+        for planned in plan.remove(&day).unwrap_or_default() {
+            if planned.minor <= 0 {
+                continue;
+            }
+            let at = day_start + rng.gen_range(8 * 3_600..22 * 3_600);
+            history.push(
+                at,
+                EventKind::Payment {
+                    amount: history.money(planned.minor),
+                    invoice_id: planned.invoice,
+                },
+            );
+            paid += planned.minor;
+            if rng.gen_bool((0.04 * (1.2 - traits.ability)).clamp(0.0, 1.0)) {
+                let reversed_at = at + rng.gen_range(2..6) * SECONDS_PER_DAY;
+                history.push(
+                    reversed_at,
+                    EventKind::PaymentReversed {
+                        amount: history.money(planned.minor),
+                        payment_event_id: None,
+                    },
+                );
+                paid -= planned.minor;
+            }
+        }
+
+        let due: i64 = invoices
+            .iter()
+            .filter(|(d, _)| *d < day)
+            .map(|(_, a)| a)
+            .sum();
+        let overdue = due - paid;
+        if overdue <= 0 || !rng.gen_bool(0.3) {
+            continue;
+        }
+        let open: Vec<Channel> = Channel::ALL
+            .into_iter()
+            .filter(|c| !opted_out[c.index()])
+            .collect();
+        if open.is_empty() {
+            continue;
+        }
+        let channel = open[rng.gen_range(0..open.len())];
+        let hour = if rng.gen_bool(0.5) {
+            traits.best_hour
+        } else {
+            rng.gen_range(8..20)
+        };
+        let near_best = 1.0 - (f64::from(hour) - f64::from(traits.best_hour)).abs() / 12.0;
+        let p_reach = traits.reachability[channel.index()] * (0.5 + 0.5 * near_best);
+        let is_reached = rng.gen_bool(p_reach.clamp(0.0, 1.0));
+        let outcome = contact_outcome(channel, is_reached, rng);
+        // The attempt happens at `hour` local time on this day in the debtor's zone.
+        let local_date = traits
+            .timezone
+            .timestamp_opt(day_start + 12 * 3_600, 0)
+            .single()
+            .map(|t| t.date_naive());
+        let minute = rng.gen_range(0..60);
+        let local =
+            local_date.and_then(|d| Some(d.and_time(NaiveTime::from_hms_opt(hour, minute, 0)?)));
+        let at = local
+            .and_then(|l| traits.timezone.from_local_datetime(&l).earliest())
+            .map_or(day_start + i64::from(hour) * 3_600, |t| t.timestamp());
+        history.push(at, EventKind::Contact { channel, outcome });
+
+        if channel == Channel::Sms && rng.gen_bool(0.02) {
+            opted_out[channel.index()] = true;
+            history.push(at + 600, EventKind::OptOut { channel });
+        }
+        if !is_reached {
+            continue;
+        }
+        // Reached: perhaps a promise, kept or not; perhaps a payment anyway.
+        if rng.gen_bool((0.8 * traits.willingness).clamp(0.0, 1.0)) {
+            let promised_day = day + rng.gen_range(2..10);
+            let promised = (overdue as f64 * rng.gen_range(0.5..1.0)) as i64;
+            if promised > 0 {
+                history.push(
+                    at + 300,
+                    EventKind::Promise {
+                        amount: history.money(promised),
+                        promised_for: UnixTime(start + promised_day * SECONDS_PER_DAY + 20 * 3_600),
+                    },
+                );
+                if rng.gen_bool(traits.promise_keeping.clamp(0.0, 1.0)) {
+                    let pay_day = day + rng.gen_range(1..=(promised_day - day));
+                    plan.entry(pay_day).or_default().push(Planned {
+                        minor: promised,
+                        invoice: None,
+                    });
+                }
+            }
+        } else if rng.gen_bool((0.3 * traits.ability).clamp(0.0, 1.0)) {
+            let pay_day = day + rng.gen_range(1..15);
+            plan.entry(pay_day).or_default().push(Planned {
+                minor: overdue / 2,
+                invoice: None,
+            });
+        }
+    }
+
+    // Credit notes: now and then an invoice is reduced after a dispute.
+    if rng.gen_bool(0.05) {
+        let (due_day, amount) = invoices[rng.gen_range(0..invoices.len())];
+        let month = (due_day - DUE_AFTER_DAYS) / DAYS_PER_MONTH;
+        history.push(
+            start + (due_day + 3) * SECONDS_PER_DAY,
+            EventKind::InvoiceAdjusted {
+                invoice_id: format!("{debtor_id}-inv{month}"),
+                new_amount: history.money(amount / 2),
+            },
+        );
+    }
+
+    let mut events = history.events;
+    events.sort_by_key(|e| e.occurred_at);
+    SimulatedDebtor {
+        debtor_id,
+        traits,
+        events,
+    }
+}
+
+fn contact_outcome(channel: Channel, is_reached: bool, rng: &mut impl Rng) -> ContactOutcome {
+    use ContactOutcome::*;
+    let pick = |options: &[ContactOutcome], rng: &mut dyn rand::RngCore| {
+        options[rng.gen_range(0..options.len())]
+    };
+    match (channel, is_reached) {
+        (Channel::Call, true) => RightParty,
+        (Channel::Call, false) => pick(&[NoAnswer, Busy, Answered, WrongNumber, Failed], rng),
+        (Channel::Sms | Channel::WhatsApp, true) => pick(&[Replied, Clicked], rng),
+        (Channel::Sms | Channel::WhatsApp, false) => pick(&[Delivered, Delivered, Failed], rng),
+        (Channel::Email, true) => pick(&[Opened, Clicked, Replied], rng),
+        (Channel::Email, false) => pick(&[Delivered, Bounced], rng),
+    }
+}

@@ -1,0 +1,238 @@
+//! Per-debtor state and the sharded store that holds it.
+//!
+//! Invariants: applying events is order-insensitive (same set of events, same
+//! state, within float rounding for decayed sums) and idempotent per
+//! `event_id`. Writers lock one shard for the duration of one event; readers
+//! lock a shard for reading only while they compute one feature vector.
+
+pub mod debtor;
+pub mod decay;
+pub mod ledger;
+
+use dashmap::DashMap;
+
+pub use debtor::{Applied, DebtorState, StateError};
+
+use crate::events::Event;
+
+/// All debtors' state, sharded for concurrent ingest and scoring.
+#[derive(Debug, Default)]
+pub struct Store {
+    debtors: DashMap<Box<str>, DebtorState>,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Self {
+        Store::default()
+    }
+
+    /// Applies one validated event to its debtor, creating the debtor if new.
+    pub fn apply(&self, event: &Event) -> Result<Applied, StateError> {
+        // The common case, an existing debtor, needs no key allocation.
+        if let Some(mut debtor) = self.debtors.get_mut(event.debtor_id.as_str()) {
+            return debtor.apply(event);
+        }
+        self.debtors
+            .entry(event.debtor_id.as_str().into())
+            .or_default()
+            .apply(event)
+    }
+
+    /// Runs `read` on a debtor's state, or returns `None` for an unknown debtor.
+    pub fn read<R>(&self, debtor_id: &str, read: impl FnOnce(&DebtorState) -> R) -> Option<R> {
+        self.debtors.get(debtor_id).map(|debtor| read(&debtor))
+    }
+
+    /// Calls `visit` with every debtor, one shard locked for reading at a time.
+    pub fn for_each(&self, mut visit: impl FnMut(&str, &DebtorState)) {
+        for entry in self.debtors.iter() {
+            visit(entry.key(), entry.value());
+        }
+    }
+
+    /// Number of debtors held.
+    pub fn len(&self) -> usize {
+        self.debtors.len()
+    }
+
+    /// Whether no debtor is held.
+    pub fn is_empty(&self) -> bool {
+        self.debtors.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{
+        Channel, ContactOutcome, Currency, EventKind, Money, UnixTime, validation,
+    };
+    use crate::features::{FeatureVector, extract};
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_750_000_000;
+    const DAY: i64 = 86_400;
+
+    fn usd(minor_units: i64) -> Money {
+        let currency: Currency = validation::currency("c", "USD").unwrap();
+        Money {
+            minor_units,
+            currency,
+        }
+    }
+
+    /// Any event kind for debtor `d`, with few distinct invoice ids so that
+    /// payments, adjustments and invoices meet.
+    fn any_kind() -> impl Strategy<Value = EventKind> {
+        let invoice = (0..3u8).prop_map(|i| format!("inv-{i}"));
+        let channel = prop::sample::select(Channel::ALL.to_vec());
+        let outcome = prop::sample::select(vec![
+            ContactOutcome::RightParty,
+            ContactOutcome::NoAnswer,
+            ContactOutcome::Replied,
+            ContactOutcome::Opened,
+        ]);
+        prop_oneof![
+            (invoice.clone(), 1..50_000i64, 0..90i64).prop_map(|(id, amount, due)| {
+                EventKind::InvoiceIssued {
+                    invoice_id: id,
+                    amount: usd(amount),
+                    due_at: UnixTime(T0 + due * DAY),
+                }
+            }),
+            (invoice.clone(), 0..50_000i64).prop_map(|(id, amount)| EventKind::InvoiceAdjusted {
+                invoice_id: id,
+                new_amount: usd(amount),
+            }),
+            (prop::option::of(invoice), 1..30_000i64).prop_map(|(id, amount)| {
+                EventKind::Payment {
+                    amount: usd(amount),
+                    invoice_id: id,
+                }
+            }),
+            (1..10_000i64).prop_map(|amount| EventKind::PaymentReversed {
+                amount: usd(amount),
+                payment_event_id: None,
+            }),
+            (1..20_000i64, 0..90i64).prop_map(|(amount, day)| EventKind::Promise {
+                amount: usd(amount),
+                promised_for: UnixTime(T0 + day * DAY),
+            }),
+            (channel.clone(), outcome)
+                .prop_map(|(channel, outcome)| EventKind::Contact { channel, outcome }),
+            channel.prop_map(|channel| EventKind::OptOut { channel }),
+        ]
+    }
+
+    fn any_events() -> impl Strategy<Value = Vec<Event>> {
+        prop::collection::vec((0..3u8, 0..120i64, any_kind()), 1..40).prop_map(|drafts| {
+            drafts
+                .into_iter()
+                .enumerate()
+                .map(|(i, (debtor, day, kind))| Event {
+                    event_id: format!("e-{i}"),
+                    debtor_id: format!("d-{debtor}"),
+                    occurred_at: UnixTime(T0 + day * DAY + i as i64),
+                    kind,
+                })
+                .collect()
+        })
+    }
+
+    fn features_of(store: &Store, debtor: &str) -> Option<FeatureVector> {
+        store.read(debtor, |d| extract(d, UnixTime(T0 + 150 * DAY)))
+    }
+
+    fn assert_same_features(a: &Store, b: &Store) {
+        for debtor in ["d-0", "d-1", "d-2"] {
+            match (features_of(a, debtor), features_of(b, debtor)) {
+                (None, None) => {}
+                (Some(x), Some(y)) => {
+                    for (i, (u, v)) in x.values().iter().zip(y.values()).enumerate() {
+                        let tolerance = 1e-9 * u.abs().max(1.0);
+                        assert!((u - v).abs() <= tolerance, "feature {i}: {u} vs {v}");
+                    }
+                }
+                other => panic!("debtor {debtor} known in one store only: {other:?}"),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_arrival_order_gives_the_same_state(
+            events in any_events(),
+            seed in any::<u64>(),
+        ) {
+            let in_order = Store::new();
+            for event in &events {
+                in_order.apply(event).unwrap();
+            }
+            let mut shuffled = events.clone();
+            let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+            rand::seq::SliceRandom::shuffle(shuffled.as_mut_slice(), &mut rng);
+            let out_of_order = Store::new();
+            for event in &shuffled {
+                out_of_order.apply(event).unwrap();
+            }
+            assert_same_features(&in_order, &out_of_order);
+            for debtor in ["d-0", "d-1", "d-2"] {
+                let a = in_order.read(debtor, |d| (d.balances(UnixTime(T0 + 100 * DAY)), d.event_count()));
+                let b = out_of_order.read(debtor, |d| (d.balances(UnixTime(T0 + 100 * DAY)), d.event_count()));
+                prop_assert_eq!(a, b);
+            }
+        }
+
+        #[test]
+        fn applying_events_twice_changes_nothing(events in any_events()) {
+            let once = Store::new();
+            for event in &events {
+                prop_assert_eq!(once.apply(event).unwrap(), Applied::New);
+            }
+            let twice = Store::new();
+            for event in events.iter().chain(&events) {
+                twice.apply(event).unwrap();
+            }
+            for debtor in ["d-0", "d-1", "d-2"] {
+                let a = once.read(debtor, |d| d.clone());
+                let b = twice.read(debtor, |d| d.clone());
+                prop_assert_eq!(a, b);
+            }
+            for event in &events {
+                prop_assert_eq!(twice.apply(event).unwrap(), Applied::Duplicate);
+            }
+        }
+    }
+
+    #[test]
+    fn a_second_currency_is_refused_and_changes_nothing() {
+        let store = Store::new();
+        let mut event = Event {
+            event_id: "e-1".into(),
+            debtor_id: "d".into(),
+            occurred_at: UnixTime(T0),
+            kind: EventKind::Payment {
+                amount: usd(100),
+                invoice_id: None,
+            },
+        };
+        store.apply(&event).unwrap();
+        let before = store.read("d", |d| d.clone());
+        event.event_id = "e-2".into();
+        event.kind = EventKind::Payment {
+            amount: Money {
+                minor_units: 100,
+                currency: validation::currency("c", "EUR").unwrap(),
+            },
+            invoice_id: None,
+        };
+        let err = store.apply(&event).unwrap_err();
+        assert_eq!(err.field(), "payment.amount.currency");
+        assert_eq!(
+            err.to_string(),
+            "payment.amount.currency: EUR differs from the debtor's currency USD"
+        );
+        assert_eq!(store.read("d", |d| d.clone()), before);
+    }
+}

@@ -1,0 +1,220 @@
+//! Metric names and descriptions, the Prometheus recorder, and tracing set-up.
+//!
+//! Every metric is named here, as `mora_<name>_<unit>`, with labels drawn only
+//! from closed sets (event kind, RPC method, gRPC code, model kind). Hot paths
+//! record once per batch or request, never per event.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::{Deserialize, Serialize};
+
+use crate::events::EventKindName;
+
+/// Events applied for the first time, by `kind`.
+pub const EVENTS_APPLIED: &str = "mora_events_applied_total";
+/// Events ignored because their id was already applied, by `kind`.
+pub const EVENTS_DUPLICATE: &str = "mora_events_duplicate_total";
+/// Events refused, by `kind` (`unknown` when the kind itself is missing).
+pub const EVENTS_REJECTED: &str = "mora_events_rejected_total";
+/// Events per ingested batch.
+pub const INGEST_BATCH_EVENTS: &str = "mora_ingest_batch_events";
+/// Time to handle one RPC (one batch for `Ingest.Stream`), by `method`.
+pub const RPC_DURATION: &str = "mora_rpc_duration_seconds";
+/// RPCs (stream batches) finished, by `method` and gRPC `code`.
+pub const RPC_REQUESTS: &str = "mora_rpc_requests_total";
+/// Debtors held in state.
+pub const DEBTORS: &str = "mora_debtors";
+/// 1 for each loaded model, by `kind` and `version`.
+pub const MODEL_INFO: &str = "mora_model_info";
+
+/// The RPCs mora serves, as a closed set of label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    IngestStream,
+    IngestSend,
+    Score,
+    ScoreBatch,
+    GetFeatures,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::IngestStream => "ingest_stream",
+            Method::IngestSend => "ingest_send",
+            Method::Score => "score",
+            Method::ScoreBatch => "score_batch",
+            Method::GetFeatures => "get_features",
+        }
+    }
+}
+
+/// Measures one RPC; call [`RpcTimer::finish`] with the gRPC code name.
+#[must_use]
+pub struct RpcTimer {
+    method: Method,
+    started: Instant,
+}
+
+impl RpcTimer {
+    /// Starts timing `method`.
+    pub fn start(method: Method) -> Self {
+        RpcTimer {
+            method,
+            started: Instant::now(),
+        }
+    }
+
+    /// Records the duration and the outcome, e.g. `"ok"` or `"invalid_argument"`.
+    pub fn finish(self, code: &'static str) {
+        let method = self.method.as_str();
+        histogram!(RPC_DURATION, "method" => method).record(self.started.elapsed().as_secs_f64());
+        counter!(RPC_REQUESTS, "method" => method, "code" => code).increment(1);
+    }
+}
+
+/// Outcomes of one batch's events, by kind, recorded once per batch.
+#[derive(Debug, Default)]
+pub struct BatchTally {
+    applied: [u64; 8],
+    duplicate: [u64; 8],
+    rejected: [u64; 8],
+    rejected_unknown_kind: u64,
+}
+
+impl BatchTally {
+    /// Counts one applied event.
+    pub fn applied(&mut self, kind: EventKindName) {
+        self.applied[kind.index()] += 1;
+    }
+
+    /// Counts one duplicate event.
+    pub fn duplicate(&mut self, kind: EventKindName) {
+        self.duplicate[kind.index()] += 1;
+    }
+
+    /// Counts one rejected event, of a known kind or not.
+    pub fn rejected(&mut self, kind: Option<EventKindName>) {
+        match kind {
+            Some(kind) => self.rejected[kind.index()] += 1,
+            None => self.rejected_unknown_kind += 1,
+        }
+    }
+
+    /// Publishes the tally and the batch size.
+    pub fn record(&self, batch_events: usize, debtors: usize) {
+        for kind in EventKindName::ALL {
+            let label = kind.as_str();
+            let i = kind.index();
+            counter!(EVENTS_APPLIED, "kind" => label).increment(self.applied[i]);
+            counter!(EVENTS_DUPLICATE, "kind" => label).increment(self.duplicate[i]);
+            counter!(EVENTS_REJECTED, "kind" => label).increment(self.rejected[i]);
+        }
+        counter!(EVENTS_REJECTED, "kind" => "unknown").increment(self.rejected_unknown_kind);
+        histogram!(INGEST_BATCH_EVENTS).record(batch_events as f64);
+        gauge!(DEBTORS).set(debtors as f64);
+    }
+}
+
+/// Marks a model as loaded in `mora_model_info`.
+pub fn record_model_loaded(kind: &'static str, version: &str) {
+    gauge!(MODEL_INFO, "kind" => kind, "version" => version.to_owned()).set(1.0);
+}
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+/// Every server in the process renders from this one registry.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".into()),
+                &[
+                    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+                    0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ],
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(INGEST_BATCH_EVENTS.into()),
+                    &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0],
+                )
+            })
+            .expect("bucket lists are non-empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may only exist if an embedding program installed
+        // one; mora's own metrics then go there and this handle renders none.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    describe_counter!(
+        EVENTS_APPLIED,
+        Unit::Count,
+        "Events applied to state for the first time, by kind."
+    );
+    describe_counter!(
+        EVENTS_DUPLICATE,
+        Unit::Count,
+        "Events ignored because their event_id was already applied, by kind."
+    );
+    describe_counter!(
+        EVENTS_REJECTED,
+        Unit::Count,
+        "Events refused with a reason, by kind (unknown when the kind is missing)."
+    );
+    describe_histogram!(
+        INGEST_BATCH_EVENTS,
+        Unit::Count,
+        "Events per ingested batch."
+    );
+    describe_histogram!(
+        RPC_DURATION,
+        Unit::Seconds,
+        "Time to handle one RPC, or one batch of Ingest.Stream, by method."
+    );
+    describe_counter!(
+        RPC_REQUESTS,
+        Unit::Count,
+        "RPCs (and Ingest.Stream batches) handled, by method and gRPC code."
+    );
+    describe_gauge!(DEBTORS, Unit::Count, "Debtors held in state.");
+    describe_gauge!(
+        MODEL_INFO,
+        Unit::Count,
+        "1 for each loaded model, by kind and version."
+    );
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the tracing subscriber: `info` unless `RUST_LOG` says otherwise.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

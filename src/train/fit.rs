@@ -1,0 +1,174 @@
+//! Fitting the payment model: standardise, fit linfa's logistic regression,
+//! evaluate on the later period, and write it all into a model file.
+
+use chrono::{DateTime, Utc};
+use linfa::Dataset;
+use linfa::traits::Fit;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+
+use super::replay::{DecisionPoint, Sample};
+use super::{Evaluation, TrainError};
+use crate::events::UnixTime;
+use crate::features::FEATURE_COUNT;
+use crate::models::file::{
+    FORMAT_VERSION, FeatureSchemaRecord, LabelDefinition, Scaling, TrainingData,
+};
+use crate::models::{ModelFile, ModelKind, PaymentModel};
+
+/// Everything that decides how a payment model is trained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub points: DecisionPoint,
+    /// Share of the decision-time range held out, at its end, for evaluation.
+    pub test_fraction: f64,
+    /// L2 penalty of the logistic regression.
+    pub l2_penalty: f64,
+    pub max_iterations: u64,
+    /// Version written into the model file.
+    pub version: String,
+    /// Description of the training data, written into the model file.
+    pub source: String,
+    /// Creation time written into the model file.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            points: DecisionPoint {
+                step_days: 7,
+                warmup_days: 30,
+                horizon_days: 30,
+                min_paid_share: 0.5,
+            },
+            test_fraction: 0.3,
+            l2_penalty: 1.0,
+            max_iterations: 300,
+            version: "payment-dev".into(),
+            source: "unspecified".into(),
+            created_at: DateTime::UNIX_EPOCH,
+        }
+    }
+}
+
+/// Samples split by time: training decisions whose horizon ends before the
+/// test period starts, and test decisions from the test period on.
+pub fn split_by_time(
+    samples: &[Sample],
+    test_fraction: f64,
+    horizon_days: i64,
+) -> (Vec<&Sample>, Vec<&Sample>, UnixTime) {
+    let first = samples.iter().map(|s| s.at).min().unwrap_or_default();
+    let last = samples.iter().map(|s| s.at).max().unwrap_or_default();
+    let test_from = UnixTime(last.0 - ((last.0 - first.0) as f64 * test_fraction) as i64);
+    let train = samples
+        .iter()
+        .filter(|s| s.at.plus_days(horizon_days) <= test_from)
+        .collect();
+    let test = samples.iter().filter(|s| s.at >= test_from).collect();
+    (train, test, test_from)
+}
+
+fn to_utc(at: UnixTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.0, 0).unwrap_or_default()
+}
+
+/// Per-feature mean and standard deviation (1 where a feature is constant).
+fn scaling(rows: &[&Sample]) -> Scaling {
+    let n = rows.len().max(1) as f64;
+    let mut mean = vec![0.0; FEATURE_COUNT];
+    for row in rows {
+        for (m, x) in mean.iter_mut().zip(row.features.values()) {
+            *m += x / n;
+        }
+    }
+    let mut std = vec![0.0; FEATURE_COUNT];
+    for row in rows {
+        for ((s, x), m) in std.iter_mut().zip(row.features.values()).zip(&mean) {
+            *s += (x - m).powi(2) / n;
+        }
+    }
+    let std = std
+        .into_iter()
+        .map(|v| if v.sqrt() > 1e-9 { v.sqrt() } else { 1.0 })
+        .collect();
+    Scaling { mean, std }
+}
+
+fn standardised(rows: &[&Sample], scaling: &Scaling) -> Array2<f64> {
+    Array2::from_shape_fn((rows.len(), FEATURE_COUNT), |(r, c)| {
+        (rows[r].features.values()[c] - scaling.mean[c]) / scaling.std[c]
+    })
+}
+
+/// Trains a payment model from labelled samples and evaluates it on the
+/// held-out later period.
+pub fn train_payment_model(
+    samples: &[Sample],
+    config: &TrainConfig,
+) -> Result<(ModelFile, Evaluation), TrainError> {
+    let (train, test, test_from) =
+        split_by_time(samples, config.test_fraction, config.points.horizon_days);
+    let positives = train.iter().filter(|s| s.is_paid).count();
+    if train.len() < 100 || test.is_empty() || positives == 0 || positives == train.len() {
+        return Err(TrainError::TooFewSamples(format!(
+            "need at least 100 training samples with both outcomes and some test samples; \
+             got {} training ({positives} paid) and {} test",
+            train.len(),
+            test.len()
+        )));
+    }
+
+    let scaling = scaling(&train);
+    let records = standardised(&train, &scaling);
+    let targets: Array1<bool> = train.iter().map(|s| s.is_paid).collect();
+    let fitted = LogisticRegression::default()
+        .alpha(config.l2_penalty)
+        .max_iterations(config.max_iterations)
+        .fit(&Dataset::new(records, targets))
+        .map_err(|e| TrainError::Fit(e.to_string()))?;
+
+    let first = samples.iter().map(|s| s.at).min().unwrap_or_default();
+    let last = samples.iter().map(|s| s.at).max().unwrap_or_default();
+    let mut file = ModelFile {
+        format_version: FORMAT_VERSION,
+        kind: ModelKind::Payment,
+        version: config.version.clone(),
+        created_at: config.created_at,
+        feature_schema: FeatureSchemaRecord::current(),
+        horizon_days: config.points.horizon_days as u32,
+        label: LabelDefinition {
+            min_paid_share: config.points.min_paid_share,
+            description: format!(
+                "paid: payments net of reversals within {} days after the decision cover at \
+                 least {}% of the amount overdue at the decision",
+                config.points.horizon_days,
+                config.points.min_paid_share * 100.0
+            ),
+        },
+        training: TrainingData {
+            source: config.source.clone(),
+            from: to_utc(first),
+            test_from: to_utc(test_from),
+            to: to_utc(last),
+            train_rows: train.len(),
+            test_rows: test.len(),
+        },
+        metrics: Default::default(),
+        base_rate: positives as f64 / train.len() as f64,
+        scaling,
+        model: fitted,
+    };
+
+    // Evaluate through the serving model, exactly as the server will score.
+    let model = PaymentModel::new(file.clone()).map_err(|e| TrainError::Fit(e.to_string()))?;
+    let predicted: Vec<f64> = test
+        .iter()
+        .map(|s| model.predict(&s.features).p_pay)
+        .collect();
+    let actual: Vec<bool> = test.iter().map(|s| s.is_paid).collect();
+    let evaluation = Evaluation::new(&predicted, &actual);
+    file.metrics = evaluation.to_map();
+    Ok((file, evaluation))
+}
