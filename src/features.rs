@@ -66,6 +66,11 @@ pub fn schema_hash() -> &'static str {
 pub struct FeatureVector([f64; FEATURE_COUNT]);
 
 impl FeatureVector {
+    /// A vector of given values, in schema order (for model checks and tests).
+    pub fn from_values(values: [f64; FEATURE_COUNT]) -> Self {
+        FeatureVector(values)
+    }
+
     /// The values, in the order of [`FEATURE_NAMES`].
     pub fn values(&self) -> &[f64; FEATURE_COUNT] {
         &self.0

@@ -76,6 +76,9 @@ struct TrainArgs {
     /// Days within which a payment counts for the label.
     #[arg(long, default_value_t = 30)]
     horizon_days: i64,
+    /// L2 penalty of the logistic regression.
+    #[arg(long, default_value_t = TrainConfig::default().l2_penalty)]
+    l2_penalty: f64,
     /// Version string written into the model file [default: payment-sim-s<SEED>].
     #[arg(long)]
     version: Option<String>,
@@ -162,6 +165,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             sim.debtors, sim.months, sim.seed
         ),
         created_at: chrono::Utc::now(),
+        l2_penalty: args.l2_penalty,
         ..TrainConfig::default()
     };
     config.points.horizon_days = args.horizon_days;

@@ -118,3 +118,77 @@ impl PaymentModel {
         &self.file.model
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::file::ModelFile;
+    use ndarray::Array2;
+    use std::path::Path;
+
+    fn shipped() -> ModelFile {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/payment.json");
+        ModelFile::read(&path).expect("the shipped payment model loads")
+    }
+
+    #[test]
+    fn scoring_from_parameters_equals_linfa_prediction() {
+        let model = PaymentModel::new(shipped()).unwrap();
+        let features =
+            FeatureVector::from_values(std::array::from_fn(|i| (i as f64 * 0.37).sin() * 3.0));
+        let ours = model.predict(&features).p_pay;
+
+        let scaled = Array2::from_shape_fn((1, FEATURE_COUNT), |(_, c)| {
+            (features.values()[c] - model.mean[c]) * model.inv_std[c]
+        });
+        let linfa = model.fitted().predict_probabilities(&scaled)[0];
+        assert!((ours - linfa).abs() < 1e-12, "{ours} vs {linfa}");
+    }
+
+    #[test]
+    fn a_round_trip_through_json_is_bit_exact() {
+        let file = shipped();
+        let again = ModelFile::from_json(file.to_json().as_bytes(), Path::new("x")).unwrap();
+        assert_eq!(again, file);
+    }
+
+    #[test]
+    fn a_model_of_another_schema_is_refused_naming_both_hashes() {
+        let mut file = shipped();
+        file.feature_schema.hash = "0123456789abcdef".into();
+        let err = ModelFile::from_json(file.to_json().as_bytes(), Path::new("x")).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("0123456789abcdef"), "{message}");
+        assert!(
+            message.contains(crate::features::schema_hash()),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn malformed_parameters_are_refused() {
+        let mut file = shipped();
+        file.scaling.std[3] = 0.0;
+        assert!(
+            PaymentModel::new(file)
+                .unwrap_err()
+                .to_string()
+                .starts_with("scaling.std")
+        );
+        let mut file = shipped();
+        file.scaling.mean.pop();
+        assert!(
+            PaymentModel::new(file)
+                .unwrap_err()
+                .to_string()
+                .contains("has 25 values")
+        );
+        let err =
+            ModelFile::from_json(b"{\"format_version\": 1}", Path::new("m.json")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("m.json is not a valid model file"),
+            "{err}"
+        );
+    }
+}

@@ -43,7 +43,7 @@ impl Default for TrainConfig {
                 min_paid_share: 0.5,
             },
             test_fraction: 0.3,
-            l2_penalty: 1.0,
+            l2_penalty: 100.0,
             max_iterations: 300,
             version: "payment-dev".into(),
             source: "unspecified".into(),
