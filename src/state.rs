@@ -8,6 +8,7 @@
 pub mod debtor;
 pub mod decay;
 pub mod ledger;
+pub mod stamp;
 
 use dashmap::DashMap;
 
@@ -18,7 +19,9 @@ use crate::events::Event;
 /// All debtors' state, sharded for concurrent ingest and scoring.
 #[derive(Debug, Default)]
 pub struct Store {
-    debtors: DashMap<Box<str>, DebtorState>,
+    /// Boxed, so that the map's spare capacity costs a pointer per slot rather
+    /// than a whole state.
+    debtors: DashMap<Box<str>, Box<DebtorState>>,
 }
 
 impl Store {

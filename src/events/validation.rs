@@ -47,6 +47,10 @@ impl Default for EventLimits {
 /// Earliest accepted time: 2000-01-01T00:00:00Z. Older facts are data errors.
 pub const EARLIEST_TIME: UnixTime = UnixTime(946_684_800);
 
+/// Latest accepted time: 2100-01-01T00:00:00Z. Later dates are data errors;
+/// the bound also lets state store times in 32 bits.
+pub const LATEST_TIME: UnixTime = UnixTime(4_102_444_800);
+
 /// Checks an id: present, bounded, printable.
 pub fn check_id(field: &str, value: &str, limits: &EventLimits) -> Result<(), EventError> {
     if value.is_empty() {
@@ -149,7 +153,7 @@ pub fn timezone(field: &str, name: &str) -> Result<chrono_tz::Tz, EventError> {
         .map_err(|_| EventError::new(field, format!("is not an IANA time zone name: {name:?}")))
 }
 
-/// Checks a timestamp: present and not before [`EARLIEST_TIME`].
+/// Checks a timestamp: present and within [`EARLIEST_TIME`, `LATEST_TIME`].
 pub fn time(field: &str, seconds: Option<i64>) -> Result<UnixTime, EventError> {
     let Some(seconds) = seconds else {
         return Err(EventError::new(field, "is required"));
@@ -158,6 +162,12 @@ pub fn time(field: &str, seconds: Option<i64>) -> Result<UnixTime, EventError> {
         return Err(EventError::new(
             field,
             format!("is before 2000-01-01 (unix seconds {seconds})"),
+        ));
+    }
+    if seconds > LATEST_TIME.0 {
+        return Err(EventError::new(
+            field,
+            format!("is after 2100-01-01 (unix seconds {seconds})"),
         ));
     }
     Ok(UnixTime(seconds))
@@ -247,5 +257,7 @@ mod tests {
         assert!(err.reason.contains("301 s in the future"));
         assert!(time("occurred_at", Some(0)).is_err());
         assert!(time("occurred_at", None).is_err());
+        assert!(time("promise.promised_for", Some(LATEST_TIME.0 + 1)).is_err());
+        assert!(time("promise.promised_for", Some(LATEST_TIME.0)).is_ok());
     }
 }

@@ -43,13 +43,13 @@ pub fn extract(debtor: &DebtorState, as_of: UnixTime) -> FeatureVector {
     let resolved = f64::from(promises.kept + promises.broken);
 
     let channels = Channel::ALL.map(|c| debtor.channel(c));
-    let attempts: u32 = channels.iter().map(|c| c.attempts).sum();
-    let successes: u32 = channels.iter().map(|c| c.successes).sum();
+    let attempts: u32 = channels.iter().map(|c| u32::from(c.attempts)).sum();
+    let successes: u32 = channels.iter().map(|c| u32::from(c.successes)).sum();
     let last_success = channels
         .iter()
-        .map(|c| c.last_success_at)
+        .map(|c| c.last_success)
         .max()
-        .filter(|t| *t > 0);
+        .and_then(|t| t.unix());
     let opted_out = Channel::ALL
         .iter()
         .filter(|c| debtor.has_opted_out(**c))
@@ -59,6 +59,7 @@ pub fn extract(debtor: &DebtorState, as_of: UnixTime) -> FeatureVector {
     let values: [f64; FEATURE_COUNT] = [
         balances
             .oldest_overdue_due_at
+            .and_then(|due| due.unix())
             .map_or(0.0, |due| as_of.days_since(due).clamp(0.0, DAYS_CAP)),
         log_amount(balances.overdue_minor as f64),
         log_amount(balances.open_minor as f64),
@@ -86,7 +87,7 @@ pub fn extract(debtor: &DebtorState, as_of: UnixTime) -> FeatureVector {
         decayed(Series::Attempts30d),
         decayed(Series::Successes30d),
         (f64::from(successes) + 1.0) / (f64::from(attempts) + 2.0),
-        days_since(as_of, last_success.map(UnixTime)),
+        days_since(as_of, last_success),
         opted_out as f64,
         debtor
             .first_event_at()

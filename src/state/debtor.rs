@@ -7,6 +7,7 @@
 
 use super::decay::{DecayedSums, Series};
 use super::ledger::{Balances, Ledger};
+use super::stamp::Stamp;
 use crate::events::{Channel, Country, Currency, Event, EventKind, Profile, UnixTime};
 
 /// What applying one event did.
@@ -47,33 +48,46 @@ pub fn fingerprint(id: &str) -> u64 {
 /// Attempts and successes on one channel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChannelStats {
-    pub attempts: u32,
-    pub successes: u32,
-    /// Latest successful attempt, unix seconds; 0 when none.
-    pub last_success_at: i64,
+    /// Saturates at `u16::MAX`.
+    pub attempts: u16,
+    /// Saturates at `u16::MAX`.
+    pub successes: u16,
+    /// Latest successful attempt.
+    pub last_success: Stamp,
 }
 
 /// A payment as promises need it: when and how much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct PaymentRecord {
-    at: i64,
+    at: Stamp,
     minor: i64,
 }
 
 /// A promise to pay `minor` by `promised_for`, made at `made_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct PromiseRecord {
-    made_at: i64,
-    promised_for: i64,
+    made_at: Stamp,
+    promised_for: Stamp,
     minor: i64,
 }
 
 /// The latest profile, with the time that makes it the latest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ProfileRecord {
-    at: i64,
-    fingerprint: u64,
+    at: Stamp,
     profile: Profile,
+}
+
+impl ProfileRecord {
+    /// Later profiles win; at equal times, an arbitrary but fixed order of the
+    /// contents decides, so that arrival order never does.
+    fn order_key(&self) -> (Stamp, &'static str, &str) {
+        (
+            self.at,
+            self.profile.timezone.name(),
+            self.profile.country.as_str(),
+        )
+    }
 }
 
 /// How the promises of a debtor stand at one moment.
@@ -99,7 +113,7 @@ pub struct DebtorState {
     currency: Option<Currency>,
     /// Bit `Channel::index()` set when the debtor opted out of that channel.
     opted_out: u8,
-    first_event_at: i64,
+    first_event: Stamp,
 }
 
 impl Default for DebtorState {
@@ -114,7 +128,7 @@ impl Default for DebtorState {
             profile: None,
             currency: None,
             opted_out: 0,
-            first_event_at: i64::MAX,
+            first_event: Stamp::NEVER,
         }
     }
 }
@@ -149,23 +163,25 @@ impl DebtorState {
             }
         }
 
-        self.apply_kind(&event.kind, event.occurred_at, event_fp);
+        self.apply_kind(&event.kind, event.occurred_at);
         self.seen = with_sorted(&self.seen, event_fp);
-        self.first_event_at = self.first_event_at.min(event.occurred_at.0);
+        let at = Stamp::new(event.occurred_at);
+        if self.first_event == Stamp::NEVER || at < self.first_event {
+            self.first_event = at;
+        }
         Ok(Applied::New)
     }
 
-    fn apply_kind(&mut self, kind: &EventKind, at: UnixTime, event_fp: u64) {
+    fn apply_kind(&mut self, kind: &EventKind, at: UnixTime) {
         match kind {
             EventKind::Profile(profile) => {
                 let record = ProfileRecord {
-                    at: at.0,
-                    fingerprint: event_fp,
+                    at: Stamp::new(at),
                     profile: *profile,
                 };
                 let is_latest = self
                     .profile
-                    .is_none_or(|old| (record.at, record.fingerprint) > (old.at, old.fingerprint));
+                    .is_none_or(|old| record.order_key() > old.order_key());
                 if is_latest {
                     self.profile = Some(record);
                 }
@@ -176,7 +192,7 @@ impl DebtorState {
                 due_at,
             } => {
                 self.ledger
-                    .issue(fingerprint(invoice_id), amount.minor_units, *due_at, at);
+                    .issue(fingerprint(invoice_id), amount.minor_units, *due_at);
                 self.add_decayed(
                     &[Series::Billed30d, Series::Billed90d],
                     amount.minor_units,
@@ -193,7 +209,7 @@ impl DebtorState {
                 self.ledger
                     .pay(invoice_id.as_deref().map(fingerprint), amount.minor_units);
                 let record = PaymentRecord {
-                    at: at.0,
+                    at: Stamp::new(at),
                     minor: amount.minor_units,
                 };
                 self.payments = with_sorted(&self.payments, record);
@@ -208,20 +224,20 @@ impl DebtorState {
                 promised_for,
             } => {
                 let record = PromiseRecord {
-                    made_at: at.0,
-                    promised_for: promised_for.0,
+                    made_at: Stamp::new(at),
+                    promised_for: Stamp::new(*promised_for),
                     minor: amount.minor_units,
                 };
                 self.promises = with_sorted(&self.promises, record);
             }
             EventKind::Contact { channel, outcome } => {
                 let stats = &mut self.contacts[channel.index()];
-                stats.attempts += 1;
+                stats.attempts = stats.attempts.saturating_add(1);
                 self.decayed.add(Series::Attempts7d, 1.0, at);
                 self.decayed.add(Series::Attempts30d, 1.0, at);
                 if outcome.is_success_on(*channel) {
-                    stats.successes += 1;
-                    stats.last_success_at = stats.last_success_at.max(at.0);
+                    stats.successes = stats.successes.saturating_add(1);
+                    stats.last_success = stats.last_success.max(Stamp::new(at));
                     self.decayed.add(Series::Successes30d, 1.0, at);
                 }
             }
@@ -272,8 +288,9 @@ impl DebtorState {
 
     /// Time of the latest payment at or before `as_of`.
     pub fn last_payment_at(&self, as_of: UnixTime) -> Option<UnixTime> {
-        let upto = self.payments.partition_point(|p| p.at <= as_of.0);
-        upto.checked_sub(1).map(|i| UnixTime(self.payments[i].at))
+        let as_of = Stamp::new(as_of);
+        let upto = self.payments.partition_point(|p| p.at <= as_of);
+        upto.checked_sub(1).and_then(|i| self.payments[i].at.unix())
     }
 
     /// Sum of gross payments, all time.
@@ -290,8 +307,9 @@ impl DebtorState {
     /// its date cover it; broken when its date has passed uncovered.
     pub fn promises(&self, as_of: UnixTime) -> PromiseSummary {
         let mut summary = PromiseSummary::default();
-        for promise in self.promises.iter().filter(|p| p.made_at <= as_of.0) {
-            let window_end = promise.promised_for.min(as_of.0);
+        let as_of = Stamp::new(as_of);
+        for promise in self.promises.iter().filter(|p| p.made_at <= as_of) {
+            let window_end = promise.promised_for.min(as_of);
             let from = self.payments.partition_point(|p| p.at < promise.made_at);
             let paid: i64 = self.payments[from..]
                 .iter()
@@ -300,7 +318,7 @@ impl DebtorState {
                 .sum();
             if paid >= promise.minor {
                 summary.kept += 1;
-            } else if as_of.0 > promise.promised_for {
+            } else if as_of > promise.promised_for {
                 summary.broken += 1;
             } else {
                 summary.pending += 1;
@@ -311,22 +329,12 @@ impl DebtorState {
 
     /// Time of the first event of this debtor.
     pub fn first_event_at(&self) -> Option<UnixTime> {
-        (self.first_event_at != i64::MAX).then_some(UnixTime(self.first_event_at))
+        self.first_event.unix()
     }
 
     /// Number of distinct events applied.
     pub fn event_count(&self) -> usize {
         self.seen.len()
-    }
-
-    /// Bytes on the heap owned by this state (excluding the allocator's own
-    /// bookkeeping).
-    pub fn heap_bytes(&self) -> usize {
-        use std::mem::size_of_val;
-        size_of_val(&*self.seen)
-            + size_of_val(&*self.payments)
-            + size_of_val(&*self.promises)
-            + self.ledger.len() * size_of::<super::ledger::Invoice>()
     }
 }
 

@@ -6,6 +6,7 @@
 //! earlier input is decayed down to the reference before it is added. Either way
 //! the stored value is `Σ aᵢ·2^(−(reference − tᵢ)/half_life)`.
 
+use super::stamp::Stamp;
 use crate::events::{SECONDS_PER_DAY, UnixTime};
 
 /// The decayed series a debtor keeps, each with its half-life.
@@ -40,7 +41,7 @@ impl Series {
 /// All decayed series of one debtor, at a shared reference time.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DecayedSums {
-    reference_at: UnixTime,
+    reference_at: Stamp,
     values: [f64; Series::COUNT],
 }
 
@@ -53,21 +54,22 @@ fn decay_factor(elapsed_secs: i64, half_life_days: f64) -> f64 {
 impl DecayedSums {
     /// Adds `amount` at time `at` to `series`.
     pub fn add(&mut self, series: Series, amount: f64, at: UnixTime) {
+        let at = Stamp::new(at);
         if at > self.reference_at {
-            let elapsed = at.0 - self.reference_at.0;
+            let elapsed = at.seconds_since(self.reference_at);
             for (value, half_life) in self.values.iter_mut().zip(Series::HALF_LIFE_DAYS) {
                 *value *= decay_factor(elapsed, half_life);
             }
             self.reference_at = at;
         }
-        let lag = self.reference_at.0 - at.0;
+        let lag = self.reference_at.seconds_since(at);
         self.values[series as usize] += amount * decay_factor(lag, series.half_life_days());
     }
 
     /// The value of `series` at `as_of` (never decayed backwards before the
     /// reference time).
     pub fn value_at(&self, series: Series, as_of: UnixTime) -> f64 {
-        let elapsed = (as_of.0 - self.reference_at.0).max(0);
+        let elapsed = Stamp::new(as_of).seconds_since(self.reference_at).max(0);
         self.values[series as usize] * decay_factor(elapsed, series.half_life_days())
     }
 }

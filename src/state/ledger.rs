@@ -12,6 +12,7 @@
 //! 3. reversals are taken back from the unnamed pool; when they exceed it, they
 //!    reopen invoices newest due date first (undoing the last settlements).
 
+use super::stamp::Stamp;
 use crate::events::UnixTime;
 
 /// One invoice, or a placeholder for an invoice known only from a payment or
@@ -20,38 +21,40 @@ use crate::events::UnixTime;
 pub struct Invoice {
     /// Fingerprint of the invoice id.
     pub id: u64,
-    /// Due date; `i64::MAX` while the invoice has not been issued.
-    pub due_at: i64,
     pub issued_minor: i64,
-    /// Occurrence time of the issuing event; `i64::MIN` while not issued.
-    pub issued_at: i64,
     pub adjusted_minor: i64,
-    /// Occurrence time of the latest adjustment; `i64::MIN` when none.
-    pub adjusted_at: i64,
     /// Sum of payments that named this invoice.
     pub named_paid_minor: i64,
+    /// Due date; [`Stamp::NEVER`] while the invoice has not been issued.
+    pub due: Stamp,
+    /// Occurrence of the latest adjustment; [`Stamp::NEVER`] when none.
+    pub adjusted_at: Stamp,
 }
 
 impl Invoice {
     fn placeholder(id: u64) -> Self {
         Invoice {
             id,
-            due_at: i64::MAX,
             issued_minor: 0,
-            issued_at: i64::MIN,
             adjusted_minor: 0,
-            adjusted_at: i64::MIN,
             named_paid_minor: 0,
+            due: Stamp::NEVER,
+            adjusted_at: Stamp::NEVER,
         }
     }
 
     fn is_issued(&self) -> bool {
-        self.issued_at != i64::MIN
+        self.due != Stamp::NEVER
+    }
+
+    /// Position in the ledger: due date, placeholders last.
+    fn sort_key(&self) -> (bool, Stamp, u64) {
+        (!self.is_issued(), self.due, self.id)
     }
 
     /// What the invoice is worth now: the latest adjustment, else the issued amount.
     fn amount_minor(&self) -> i64 {
-        if self.adjusted_at != i64::MIN {
+        if self.adjusted_at != Stamp::NEVER {
             self.adjusted_minor
         } else {
             self.issued_minor
@@ -78,23 +81,21 @@ pub struct Balances {
     pub open_invoices: u32,
     pub overdue_invoices: u32,
     /// Due date of the oldest invoice that is overdue and unpaid.
-    pub oldest_overdue_due_at: Option<UnixTime>,
+    pub oldest_overdue_due_at: Option<Stamp>,
 }
 
 impl Balances {
-    fn add(&mut self, due_at: i64, remaining_minor: i64, as_of: UnixTime) {
+    fn add(&mut self, due: Stamp, remaining_minor: i64, as_of: Stamp) {
         if remaining_minor <= 0 {
             return;
         }
         self.open_minor += remaining_minor;
         self.open_invoices += 1;
-        if due_at < as_of.0 {
+        if due < as_of {
             self.overdue_minor += remaining_minor;
             self.overdue_invoices += 1;
-            let oldest = self
-                .oldest_overdue_due_at
-                .map_or(due_at, |t| t.0.min(due_at));
-            self.oldest_overdue_due_at = Some(UnixTime(oldest));
+            let oldest = self.oldest_overdue_due_at.map_or(due, |t| t.min(due));
+            self.oldest_overdue_due_at = Some(oldest);
         }
     }
 }
@@ -102,7 +103,7 @@ impl Balances {
 /// Invoices and payments of one debtor.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
-    /// Sorted by `(due_at, id)`, so placeholders come last.
+    /// Sorted by [`Invoice::sort_key`]: due date, placeholders last.
     invoices: Box<[Invoice]>,
     unnamed_paid_minor: i64,
     reversed_minor: i64,
@@ -110,13 +111,13 @@ pub struct Ledger {
 
 impl Ledger {
     /// Records an issued invoice. If the same invoice was issued twice with
-    /// different terms, the later issue (then the larger amount) wins.
-    pub fn issue(&mut self, id: u64, amount_minor: i64, due_at: UnixTime, at: UnixTime) {
+    /// different terms, the larger amount (then the later due date) wins.
+    pub fn issue(&mut self, id: u64, amount_minor: i64, due_at: UnixTime) {
         let mut invoice = self.take(id);
-        if (at.0, amount_minor) >= (invoice.issued_at, invoice.issued_minor) {
-            invoice.issued_at = at.0;
+        let due = Stamp::new(due_at);
+        if !invoice.is_issued() || (amount_minor, due) > (invoice.issued_minor, invoice.due) {
             invoice.issued_minor = amount_minor;
-            invoice.due_at = due_at.0;
+            invoice.due = due;
         }
         self.put(invoice);
     }
@@ -125,8 +126,9 @@ impl Ledger {
     /// smaller amount.
     pub fn adjust(&mut self, id: u64, new_amount_minor: i64, at: UnixTime) {
         let mut invoice = self.take(id);
-        if (at.0, -new_amount_minor) >= (invoice.adjusted_at, -invoice.adjusted_minor) {
-            invoice.adjusted_at = at.0;
+        let at = Stamp::new(at);
+        if (at, -new_amount_minor) >= (invoice.adjusted_at, -invoice.adjusted_minor) {
+            invoice.adjusted_at = at;
             invoice.adjusted_minor = new_amount_minor;
         }
         self.put(invoice);
@@ -173,6 +175,7 @@ impl Ledger {
                 .map(Invoice::named_excess_minor)
                 .sum::<i64>();
         let issued = self.invoices.iter().filter(|i| i.is_issued());
+        let as_of = Stamp::new(as_of);
         let mut balances = Balances::default();
 
         if pool >= 0 {
@@ -182,7 +185,7 @@ impl Ledger {
                 let unpaid = (invoice.amount_minor() - invoice.named_paid_minor).max(0);
                 let settled = unpaid.min(pool);
                 pool -= settled;
-                balances.add(invoice.due_at, unpaid - settled, as_of);
+                balances.add(invoice.due, unpaid - settled, as_of);
             }
         } else {
             // Reversals beyond the pool undo named settlements, newest due first.
@@ -192,7 +195,7 @@ impl Ledger {
                 let named_settled = invoice.named_paid_minor.min(amount);
                 let reopened = named_settled.min(deficit);
                 deficit -= reopened;
-                balances.add(invoice.due_at, amount - named_settled + reopened, as_of);
+                balances.add(invoice.due, amount - named_settled + reopened, as_of);
             }
         }
         balances
@@ -217,7 +220,7 @@ impl Ledger {
     fn put(&mut self, invoice: Invoice) {
         let at = self
             .invoices
-            .partition_point(|i| (i.due_at, i.id) < (invoice.due_at, invoice.id));
+            .partition_point(|i| i.sort_key() < invoice.sort_key());
         let mut all = Vec::with_capacity(self.invoices.len() + 1);
         all.extend_from_slice(&self.invoices[..at]);
         all.push(invoice);
@@ -235,8 +238,8 @@ mod tests {
 
     fn ledger_with_two_invoices() -> Ledger {
         let mut ledger = Ledger::default();
-        ledger.issue(1, 1_000, UnixTime(T0 + 10 * DAY), UnixTime(T0));
-        ledger.issue(2, 500, UnixTime(T0 + 40 * DAY), UnixTime(T0 + 30 * DAY));
+        ledger.issue(1, 1_000, UnixTime(T0 + 10 * DAY));
+        ledger.issue(2, 500, UnixTime(T0 + 40 * DAY));
         ledger
     }
 
@@ -249,7 +252,10 @@ mod tests {
             (b.open_minor, b.overdue_minor, b.open_invoices),
             (300, 300, 1)
         );
-        assert_eq!(b.oldest_overdue_due_at, Some(UnixTime(T0 + 40 * DAY)));
+        assert_eq!(
+            b.oldest_overdue_due_at,
+            Some(Stamp::new(UnixTime(T0 + 40 * DAY)))
+        );
     }
 
     #[test]
@@ -269,7 +275,7 @@ mod tests {
         let mut ledger = Ledger::default();
         ledger.pay(Some(7), 400);
         assert_eq!(ledger.balances(UnixTime(T0)).open_minor, 0);
-        ledger.issue(7, 1_000, UnixTime(T0), UnixTime(T0 - DAY));
+        ledger.issue(7, 1_000, UnixTime(T0));
         assert_eq!(ledger.balances(UnixTime(T0 + DAY)).overdue_minor, 600);
     }
 
@@ -281,16 +287,19 @@ mod tests {
         ledger.reverse(300);
         let b = ledger.balances(UnixTime(T0 + 50 * DAY));
         assert_eq!((b.open_minor, b.open_invoices), (300, 1));
-        assert_eq!(b.oldest_overdue_due_at, Some(UnixTime(T0 + 40 * DAY)));
+        assert_eq!(
+            b.oldest_overdue_due_at,
+            Some(Stamp::new(UnixTime(T0 + 40 * DAY)))
+        );
     }
 
     #[test]
     fn an_adjustment_to_zero_closes_the_invoice_whenever_it_arrives() {
         let mut early = Ledger::default();
         early.adjust(1, 0, UnixTime(T0 + DAY));
-        early.issue(1, 1_000, UnixTime(T0 + 10 * DAY), UnixTime(T0));
+        early.issue(1, 1_000, UnixTime(T0 + 10 * DAY));
         let mut late = Ledger::default();
-        late.issue(1, 1_000, UnixTime(T0 + 10 * DAY), UnixTime(T0));
+        late.issue(1, 1_000, UnixTime(T0 + 10 * DAY));
         late.adjust(1, 0, UnixTime(T0 + DAY));
         assert_eq!(early, late);
         assert_eq!(early.balances(UnixTime(T0 + 20 * DAY)), Balances::default());

@@ -1,0 +1,156 @@
+//! Measures the memory mora's state takes per debtor: every byte allocated
+//! while debtors are loaded into a `Store`, divided by the number of debtors.
+//! This includes the map's own tables and keys, not only the debtor states.
+//!
+//! ```text
+//! cargo bench --bench state_memory
+//! ```
+
+// Counting allocations means implementing `GlobalAlloc`, an unsafe trait; the
+// implementation only forwards to the system allocator.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use mora::events::{
+    Channel, ContactOutcome, Event, EventKind, Money, Profile, UnixTime, validation,
+};
+use mora::sim::{self, SimConfig};
+use mora::state::Store;
+
+/// The system allocator, counting live bytes.
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const T0: i64 = 1_767_571_200;
+const DAY: i64 = 86_400;
+
+/// The issue's "typical history": a profile, 3 invoices, 3 payments, a
+/// promise and 12 contacts — 20 events.
+fn typical(debtor: usize) -> Vec<Event> {
+    let usd = |minor_units| Money {
+        minor_units,
+        currency: validation::currency("c", "USD").unwrap(),
+    };
+    let debtor_id = format!("debtor-{debtor:08}");
+    let mut kinds = vec![EventKind::Profile(Profile {
+        timezone: chrono_tz::America::New_York,
+        country: validation::country("c", "US").unwrap(),
+    })];
+    for month in 0..3 {
+        kinds.push(EventKind::InvoiceIssued {
+            invoice_id: format!("{debtor_id}-inv-{month}"),
+            amount: usd(12_000),
+            due_at: UnixTime(T0 + (month * 30 + 20) * DAY),
+        });
+        kinds.push(EventKind::Payment {
+            amount: usd(9_000),
+            invoice_id: None,
+        });
+    }
+    kinds.push(EventKind::Promise {
+        amount: usd(3_000),
+        promised_for: UnixTime(T0 + 95 * DAY),
+    });
+    for i in 0..12 {
+        let channel = Channel::ALL[i % 4];
+        kinds.push(EventKind::Contact {
+            channel,
+            outcome: ContactOutcome::Delivered,
+        });
+    }
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| Event {
+            event_id: format!("{debtor_id}-event-{i:03}"),
+            debtor_id: debtor_id.clone(),
+            occurred_at: UnixTime(T0 + i as i64 * 4 * DAY),
+            kind,
+        })
+        .collect()
+}
+
+/// Resident set size of this process, in bytes.
+fn resident_bytes() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0
+}
+
+/// What loading one portfolio cost.
+struct Cost {
+    allocated_per_debtor: f64,
+    resident_per_debtor: f64,
+    events_per_debtor: f64,
+}
+
+/// Loads `debtors` histories made by `history` into a fresh store. The store
+/// is returned so that the caller keeps it alive: pages it frees would
+/// otherwise be reused by the next measurement and hide from its RSS.
+fn measure(debtors: usize, history: impl Fn(usize) -> Vec<Event>) -> (Cost, Store) {
+    let store = Store::new();
+    let resident_before = resident_bytes();
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let mut events = 0usize;
+    for d in 0..debtors {
+        // Each history is built and dropped here, so only the store's growth
+        // remains counted.
+        for event in history(d) {
+            store.apply(&event).unwrap();
+            events += 1;
+        }
+    }
+    let after = LIVE_BYTES.load(Ordering::Relaxed);
+    assert_eq!(store.len(), debtors);
+    let n = debtors as f64;
+    let cost = Cost {
+        allocated_per_debtor: (after - before) as f64 / n,
+        resident_per_debtor: (resident_bytes() - resident_before) / n,
+        events_per_debtor: events as f64 / n,
+    };
+    (cost, store)
+}
+
+fn report(what: &str, debtors: usize, cost: Cost) {
+    println!(
+        "{what}: {debtors} debtors, {:.1} events each: {:.0} bytes allocated per debtor, \
+         {:.0} bytes resident per debtor",
+        cost.events_per_debtor, cost.allocated_per_debtor, cost.resident_per_debtor
+    );
+}
+
+fn main() {
+    let debtors = 200_000;
+    let state_size = std::mem::size_of::<mora::state::DebtorState>();
+    println!("size_of::<DebtorState>() = {state_size} bytes");
+    let (typical_cost, _typical_store) = measure(debtors, typical);
+    report("typical history", debtors, typical_cost);
+    let sim = SimConfig {
+        debtors,
+        ..SimConfig::default()
+    };
+    let (simulated, _simulated_store) = measure(debtors, |d| sim::debtor(&sim, d).events);
+    report("simulated 6-month history", debtors, simulated);
+}
