@@ -19,6 +19,11 @@ pub struct UnixTime(pub i64);
 pub const SECONDS_PER_DAY: i64 = 86_400;
 
 impl UnixTime {
+    /// The current time by the system clock.
+    pub fn now() -> UnixTime {
+        UnixTime(chrono::Utc::now().timestamp())
+    }
+
     /// Days from `earlier` to `self`, negative when `earlier` is later.
     pub fn days_since(self, earlier: UnixTime) -> f64 {
         (self.0 - earlier.0) as f64 / SECONDS_PER_DAY as f64

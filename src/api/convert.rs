@@ -70,19 +70,46 @@ fn outcome(field: &str, value: i32) -> Result<ContactOutcome, EventError> {
     Ok(outcome)
 }
 
+/// An event that failed conversion, with its id (as sent) for the ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedEvent {
+    pub event_id: String,
+    pub error: EventError,
+}
+
 /// Converts and validates one wire event. `now` bounds `occurred_at`.
 pub fn event(
     message: proto::Event,
     limits: &EventLimits,
     now: UnixTime,
-) -> Result<Event, EventError> {
+) -> Result<Event, RejectedEvent> {
     let proto::Event {
         event_id,
         debtor_id,
         occurred_at,
         kind,
     } = message;
-    let event_id = validation::id("event_id", event_id, limits)?;
+    let checked = validation::check_id("event_id", &event_id, limits)
+        .and_then(|()| event_parts(debtor_id, occurred_at, kind, limits, now));
+    match checked {
+        Ok((debtor_id, occurred_at, kind)) => Ok(Event {
+            event_id,
+            debtor_id,
+            occurred_at,
+            kind,
+        }),
+        Err(error) => Err(RejectedEvent { event_id, error }),
+    }
+}
+
+/// Everything of an event but its id, checked.
+fn event_parts(
+    debtor_id: String,
+    occurred_at: Option<Timestamp>,
+    kind: Option<proto::event::Kind>,
+    limits: &EventLimits,
+    now: UnixTime,
+) -> Result<(String, UnixTime, EventKind), EventError> {
     let debtor_id = validation::id("debtor_id", debtor_id, limits)?;
     let occurred_at = time("occurred_at", occurred_at)?;
     validation::not_in_future("occurred_at", occurred_at, now, limits)?;
@@ -93,12 +120,7 @@ pub fn event(
              payment_reversed, promise, contact, opt_out)",
         ));
     };
-    Ok(Event {
-        event_id,
-        debtor_id,
-        occurred_at,
-        kind: event_kind(kind, limits)?,
-    })
+    Ok((debtor_id, occurred_at, event_kind(kind, limits)?))
 }
 
 fn event_kind(kind: proto::event::Kind, limits: &EventLimits) -> Result<EventKind, EventError> {
@@ -255,6 +277,7 @@ mod tests {
     fn field_of(message: proto::Event) -> String {
         event(message, &EventLimits::default(), NOW)
             .unwrap_err()
+            .error
             .field
     }
 

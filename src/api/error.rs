@@ -22,9 +22,19 @@ pub enum ApiError {
     },
     #[error(transparent)]
     Scoring(#[from] ScoringError),
+    /// A bug or a failed task; the detail goes to the log, not the client.
+    #[error("internal error")]
+    Internal { detail: String },
 }
 
 impl ApiError {
+    /// An internal failure, described by `detail` for the log.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        ApiError::Internal {
+            detail: detail.to_string(),
+        }
+    }
+
     /// An error on request field `field`.
     pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
         ApiError::InvalidField {
@@ -37,6 +47,7 @@ impl ApiError {
     pub fn code(&self) -> Code {
         match self {
             ApiError::InvalidField { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
+            ApiError::Internal { .. } => Code::Internal,
             ApiError::Scoring(error) => match error {
                 ScoringError::NoPaymentModel => Code::Unavailable,
                 ScoringError::TooManyDebtors { .. } => Code::InvalidArgument,
@@ -47,6 +58,9 @@ impl ApiError {
 
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
+        if let ApiError::Internal { detail } = &error {
+            tracing::error!(detail = %detail, "Internal error");
+        }
         Status::new(error.code(), error.to_string())
     }
 }

@@ -8,7 +8,7 @@ use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::ApiError;
-use super::convert;
+use super::convert::{self, RejectedEvent};
 use super::error::code_label;
 use super::proto::{EventBatch, IngestAck, Rejection, ingest_server::Ingest};
 use crate::config::IngestConfig;
@@ -24,11 +24,6 @@ const STREAM_ACK_BUFFER: usize = 16;
 pub struct IngestService {
     store: Arc<Store>,
     config: Arc<IngestConfig>,
-}
-
-/// The current time, as events are checked against it.
-pub fn now() -> UnixTime {
-    UnixTime(chrono::Utc::now().timestamp())
 }
 
 fn rejection(index: usize, event_id: String, field: String, reason: String) -> Rejection {
@@ -62,7 +57,7 @@ impl IngestService {
         }
 
         let limits = self.config.limits();
-        let now = now();
+        let now = UnixTime::now();
         let batch_events = events.len();
         let mut ack = IngestAck {
             batch_seq,
@@ -71,10 +66,9 @@ impl IngestService {
         let mut tally = BatchTally::default();
         for (index, message) in events.into_iter().enumerate() {
             let kind = message.kind.as_ref().map(convert::kind_name);
-            let event_id = message.event_id.clone();
             let event = match convert::event(message, &limits, now) {
                 Ok(event) => event,
-                Err(error) => {
+                Err(RejectedEvent { event_id, error }) => {
                     tally.rejected(kind);
                     let reason = error.to_string();
                     ack.rejected

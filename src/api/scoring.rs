@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::error::{ApiError, code_label};
-use super::ingest::now;
 use super::proto::{
     FeatureVector, GetFeaturesRequest, ScoreBatchRequest, ScoreBatchResponse, ScoreRequest,
     ScoreResponse, scoring_server::Scoring,
@@ -36,7 +35,7 @@ impl ScoringService {
 fn as_of(at: Option<prost_types::Timestamp>) -> Result<UnixTime, ApiError> {
     match convert::seconds("as_of", at) {
         Ok(Some(seconds)) => Ok(UnixTime(seconds)),
-        Ok(None) => Ok(now()),
+        Ok(None) => Ok(UnixTime::now()),
         Err(e) => Err(ApiError::field(e.field, e.reason)),
     }
 }
@@ -81,16 +80,22 @@ impl Scoring for ScoringService {
             debtor_ids,
             as_of: at,
         } = request.into_inner();
-        let result = (|| {
+        let scorer = self.scorer.clone();
+        let limits = self.limits;
+        let work = move || {
             for (i, id) in debtor_ids.iter().enumerate() {
-                validation::check_id("debtor_ids", id, &self.limits)
+                validation::check_id("debtor_ids", id, &limits)
                     .map_err(|e| ApiError::field(format!("debtor_ids[{i}]"), e.reason))?;
             }
-            let scores = self.scorer.score_batch(&debtor_ids, as_of(at)?)?;
+            let scores = scorer.score_batch(&debtor_ids, as_of(at)?)?;
             Ok(ScoreBatchResponse {
                 results: scores.into_iter().map(convert::score_response).collect(),
             })
-        })();
+        };
+        // A batch of many debtors is CPU work: keep it off the async workers.
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|error| Err(ApiError::internal(error)));
         finish(timer, result)
     }
 
