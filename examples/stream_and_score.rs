@@ -11,7 +11,7 @@ use mora::api::proto::{
     self, EventBatch, ScoreRequest, event::Kind, ingest_client::IngestClient,
     scoring_client::ScoringClient,
 };
-use prost_types::Timestamp;
+use pbjson_types::Timestamp;
 
 const DAY: i64 = 86_400;
 

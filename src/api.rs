@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub mod error;
+pub mod event_file;
 pub mod ingest;
 pub mod scoring;
 
@@ -15,6 +16,7 @@ pub use error::ApiError;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod proto {
     tonic::include_proto!("mora.v1");
+    include!(concat!(env!("OUT_DIR"), "/mora.v1.serde.rs"));
 
     /// The encoded descriptors of mora's API, served by reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("mora_descriptor");

@@ -3,9 +3,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::time::Instant;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mora::api::event_file::{self, EventWriter};
 use mora::config::{Config, Overrides};
+use mora::events::{Event, EventLimits};
 use mora::sim::SimConfig;
 use mora::telemetry::{self, LogFormat};
 use mora::train::{self, TrainConfig};
@@ -22,7 +29,10 @@ struct Cli {
 enum Command {
     /// Serve gRPC and Prometheus metrics.
     Serve(ServeArgs),
-    /// Train a model from a simulated portfolio and write its model file.
+    /// Generate a synthetic portfolio as an event file (and its hidden traits).
+    Simulate(SimulateArgs),
+    /// Train a model from event files or a simulated portfolio and write its
+    /// model file.
     Train(TrainArgs),
 }
 
@@ -60,13 +70,36 @@ enum KindArg {
 }
 
 #[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// Debtors in the portfolio.
+    #[arg(long, default_value_t = 10_000)]
+    debtors: usize,
+    /// Months of history.
+    #[arg(long, default_value_t = 6)]
+    months: u32,
+    /// Seed: the same seed gives the same file.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Event file to write (JSON Lines; gzip when the name ends in .gz).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write each debtor's hidden traits here, one JSON object per line.
+    #[arg(long)]
+    traits: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["events", "synthetic_debtors"])))]
 struct TrainArgs {
     /// Which model to train.
     #[arg(long, value_enum)]
     kind: KindArg,
-    /// Debtors in the simulated portfolio.
-    #[arg(long, default_value_t = 20_000)]
-    synthetic_debtors: usize,
+    /// Event files to train on (JSON Lines, gzip when named .gz); repeatable.
+    #[arg(long)]
+    events: Vec<PathBuf>,
+    /// Instead of event files: simulate a portfolio of this many debtors.
+    #[arg(long)]
+    synthetic_debtors: Option<usize>,
     /// Months of simulated history.
     #[arg(long, default_value_t = 6)]
     months: u32,
@@ -79,7 +112,7 @@ struct TrainArgs {
     /// L2 penalty of the logistic regression.
     #[arg(long, default_value_t = TrainConfig::default().l2_penalty)]
     l2_penalty: f64,
-    /// Version string written into the model file [default: payment-sim-s<SEED>].
+    /// Version string written into the model file [default: derived from the input].
     #[arg(long)]
     version: Option<String>,
     /// Where to write the model file.
@@ -91,6 +124,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Simulate(args) => simulate(args),
         Command::Train(args) => train(args),
     };
     match result {
@@ -148,41 +182,131 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-fn train(args: TrainArgs) -> anyhow::Result<()> {
-    let KindArg::Payment = args.kind;
+/// A progress bar on stderr; hidden when stderr is not a terminal.
+fn progress_bar(total: usize, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    let template =
+        format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{eta}} left)");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
     let sim = SimConfig {
-        debtors: args.synthetic_debtors,
+        debtors: args.debtors,
         months: args.months,
         seed: args.seed,
         ..SimConfig::default()
     };
+    let mut events = EventWriter::create(&args.out)?;
+    let mut traits = match &args.traits {
+        Some(path) => Some(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+
+    let bar = progress_bar(sim.debtors, "debtors");
+    let mut written = 0usize;
+    for index in 0..sim.debtors {
+        let debtor = mora::sim::debtor(&sim, index);
+        for event in &debtor.events {
+            events.write(event)?;
+        }
+        written += debtor.events.len();
+        if let Some(out) = traits.as_mut() {
+            serde_json::to_writer(&mut *out, &debtor)?;
+            out.write_all(b"\n")?;
+        }
+        bar.inc(1);
+    }
+    events.finish()?;
+    if let Some(mut out) = traits {
+        out.flush()?;
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "Wrote {written} events for {} debtors to {} in {:.1} s",
+        sim.debtors,
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let KindArg::Payment = args.kind;
+    let started = Instant::now();
+
+    // The events: from files, or simulated in memory.
+    let (mut events, source, default_version) = if let Some(debtors) = args.synthetic_debtors {
+        let sim = SimConfig {
+            debtors,
+            months: args.months,
+            seed: args.seed,
+            ..SimConfig::default()
+        };
+        eprintln!(
+            "Simulating {debtors} debtors over {} months (seed {})…",
+            sim.months, sim.seed
+        );
+        let events: Vec<Event> = mora::sim::portfolio(&sim)
+            .into_iter()
+            .flat_map(|d| d.events)
+            .collect();
+        let source = format!(
+            "mora simulator: {debtors} debtors, {} months, seed {}",
+            sim.months, sim.seed
+        );
+        (events, source, format!("payment-sim-s{}", sim.seed))
+    } else {
+        let mut events = Vec::new();
+        for path in &args.events {
+            let count = event_file::read(path, &EventLimits::default(), |e| events.push(e))?;
+            eprintln!("Read {count} events from {}", path.display());
+        }
+        let names: Vec<String> = args
+            .events
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        (
+            events,
+            format!("event files: {}", names.join(", ")),
+            "payment-events".to_owned(),
+        )
+    };
+
     let mut config = TrainConfig {
-        version: args
-            .version
-            .unwrap_or_else(|| format!("payment-sim-s{}", args.seed)),
-        source: format!(
-            "mora simulator: {} debtors, {} months, seed {}",
-            sim.debtors, sim.months, sim.seed
-        ),
+        version: args.version.unwrap_or(default_version),
+        source,
         created_at: chrono::Utc::now(),
         l2_penalty: args.l2_penalty,
         ..TrainConfig::default()
     };
     config.points.horizon_days = args.horizon_days;
 
-    eprintln!(
-        "Simulating {} debtors over {} months (seed {})…",
-        sim.debtors, sim.months, sim.seed
-    );
-    let (file, evaluation) = train::train_on_simulation(&sim, &config, |_, _| {})?;
+    let bar = progress_bar(events.len(), "events replayed");
+    let samples = train::decision_points(&mut events, config.points, |done, _| {
+        bar.set_position(done as u64)
+    });
+    bar.finish_and_clear();
+    eprintln!("Fitting on {} decision points…", samples.len());
+    let (file, evaluation) = train::train_payment_model(&samples, &config)?;
+
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(&args.out, file.to_json() + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(
-        "Wrote {} ({} training / {} test decisions). Held-out: AUC {:.3}, Brier {:.3}, log loss {:.3}, base rate {:.3}",
+        "Wrote {} in {:.1} s ({} training / {} test decisions). Held-out: AUC {:.3}, Brier {:.3}, \
+         log loss {:.3}, base rate {:.3}",
         args.out.display(),
+        started.elapsed().as_secs_f64(),
         file.training.train_rows,
         file.training.test_rows,
         evaluation.auc,

@@ -42,10 +42,11 @@ impl Default for SimConfig {
 }
 
 /// One generated debtor: its hidden traits and its events in time order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct SimulatedDebtor {
     pub debtor_id: String,
     pub traits: Traits,
+    #[serde(skip)]
     pub events: Vec<Event>,
 }
 

@@ -4,7 +4,7 @@
 //! the proto breaks the build here until it is handled. Checks themselves live
 //! in `events::validation`; this module only supplies the field paths.
 
-use prost_types::Timestamp;
+use pbjson_types::Timestamp;
 
 use super::proto;
 use crate::events::validation::{self, Sign};
@@ -197,6 +197,103 @@ pub fn kind_name(kind: &proto::event::Kind) -> crate::events::EventKindName {
         Kind::Promise(_) => N::Promise,
         Kind::Contact(_) => N::Contact,
         Kind::OptOut(_) => N::OptOut,
+    }
+}
+
+fn channel_to_proto(channel: Channel) -> proto::Channel {
+    match channel {
+        Channel::Call => proto::Channel::Call,
+        Channel::Sms => proto::Channel::Sms,
+        Channel::WhatsApp => proto::Channel::Whatsapp,
+        Channel::Email => proto::Channel::Email,
+    }
+}
+
+fn outcome_to_proto(outcome: ContactOutcome) -> proto::ContactOutcome {
+    use proto::ContactOutcome as P;
+    match outcome {
+        ContactOutcome::Delivered => P::Delivered,
+        ContactOutcome::Failed => P::Failed,
+        ContactOutcome::NoAnswer => P::NoAnswer,
+        ContactOutcome::Busy => P::Busy,
+        ContactOutcome::Answered => P::Answered,
+        ContactOutcome::RightParty => P::RightParty,
+        ContactOutcome::WrongNumber => P::WrongNumber,
+        ContactOutcome::Opened => P::Opened,
+        ContactOutcome::Clicked => P::Clicked,
+        ContactOutcome::Replied => P::Replied,
+        ContactOutcome::Bounced => P::Bounced,
+    }
+}
+
+fn timestamp(at: UnixTime) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: at.0,
+        nanos: 0,
+    })
+}
+
+/// A domain event as a wire event: the inverse of [`event`] for valid events.
+pub fn event_to_proto(event: &Event) -> proto::Event {
+    use proto::event::Kind;
+    let Event {
+        event_id,
+        debtor_id,
+        occurred_at,
+        kind,
+    } = event;
+    let kind = match kind {
+        EventKind::Profile(Profile { timezone, country }) => Kind::Profile(proto::Profile {
+            timezone: timezone.name().to_owned(),
+            country: country.as_str().to_owned(),
+        }),
+        EventKind::InvoiceIssued {
+            invoice_id,
+            amount,
+            due_at,
+        } => Kind::InvoiceIssued(proto::InvoiceIssued {
+            invoice_id: invoice_id.clone(),
+            amount: Some(money_to_proto(*amount)),
+            due_at: timestamp(*due_at),
+        }),
+        EventKind::InvoiceAdjusted {
+            invoice_id,
+            new_amount,
+        } => Kind::InvoiceAdjusted(proto::InvoiceAdjusted {
+            invoice_id: invoice_id.clone(),
+            new_amount: Some(money_to_proto(*new_amount)),
+        }),
+        EventKind::Payment { amount, invoice_id } => Kind::Payment(proto::Payment {
+            amount: Some(money_to_proto(*amount)),
+            invoice_id: invoice_id.clone(),
+        }),
+        EventKind::PaymentReversed {
+            amount,
+            payment_event_id,
+        } => Kind::PaymentReversed(proto::PaymentReversed {
+            amount: Some(money_to_proto(*amount)),
+            payment_event_id: payment_event_id.clone(),
+        }),
+        EventKind::Promise {
+            amount,
+            promised_for,
+        } => Kind::Promise(proto::Promise {
+            amount: Some(money_to_proto(*amount)),
+            promised_for: timestamp(*promised_for),
+        }),
+        EventKind::Contact { channel, outcome } => Kind::Contact(proto::Contact {
+            channel: channel_to_proto(*channel).into(),
+            outcome: outcome_to_proto(*outcome).into(),
+        }),
+        EventKind::OptOut { channel } => Kind::OptOut(proto::OptOut {
+            channel: channel_to_proto(*channel).into(),
+        }),
+    };
+    proto::Event {
+        event_id: event_id.clone(),
+        debtor_id: debtor_id.clone(),
+        occurred_at: timestamp(*occurred_at),
+        kind: Some(kind),
     }
 }
 
@@ -416,6 +513,21 @@ mod tests {
             ..wire(Kind::OptOut(proto::OptOut { channel: 1 }))
         };
         assert_eq!(field_of(future), "occurred_at");
+    }
+
+    #[test]
+    fn every_simulated_event_survives_a_round_trip() {
+        let config = crate::sim::SimConfig {
+            debtors: 50,
+            ..crate::sim::SimConfig::default()
+        };
+        let now = UnixTime(4_000_000_000);
+        for debtor in crate::sim::portfolio(&config) {
+            for original in debtor.events {
+                let back = event(event_to_proto(&original), &EventLimits::default(), now);
+                assert_eq!(back, Ok(original));
+            }
+        }
     }
 
     #[test]

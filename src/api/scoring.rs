@@ -32,7 +32,7 @@ impl ScoringService {
     }
 }
 
-fn as_of(at: Option<prost_types::Timestamp>) -> Result<UnixTime, ApiError> {
+fn as_of(at: Option<pbjson_types::Timestamp>) -> Result<UnixTime, ApiError> {
     match convert::seconds("as_of", at) {
         Ok(Some(seconds)) => Ok(UnixTime(seconds)),
         Ok(None) => Ok(UnixTime::now()),

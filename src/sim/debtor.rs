@@ -13,7 +13,7 @@ use crate::events::{
 };
 
 /// What the simulator knows and the service must infer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Traits {
     /// 0..1: how much of a bill the debtor can pay.
     pub ability: f64,
@@ -21,11 +21,20 @@ pub struct Traits {
     pub willingness: f64,
     /// 0..1: probability of keeping a promise once made.
     pub promise_keeping: f64,
-    /// Per channel, probability that an attempt reaches them.
+    /// Per channel (call, SMS, WhatsApp, email), probability that an attempt
+    /// at their best hour reaches them.
     pub reachability: [f64; 4],
     /// Local hour at which they are easiest to reach.
     pub best_hour: u32,
+    #[serde(serialize_with = "timezone_name")]
     pub timezone: chrono_tz::Tz,
+}
+
+fn timezone_name<S: serde::Serializer>(
+    tz: &chrono_tz::Tz,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(tz.name())
 }
 
 const DAYS_PER_MONTH: i64 = 30;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use mora::api::proto::{self, event::Kind};
 use mora::config::Config;
 use mora::server::RunningServer;
-use prost_types::Timestamp;
+use pbjson_types::Timestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
