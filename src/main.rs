@@ -302,6 +302,19 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     }
     std::fs::write(&args.out, file.to_json() + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
+    let stem = args
+        .out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model");
+    train::Report::render(&file, &evaluation, stem)
+        .write_beside(&args.out)
+        .with_context(|| {
+            format!(
+                "writing the evaluation report beside {}",
+                args.out.display()
+            )
+        })?;
     eprintln!(
         "Wrote {} in {:.1} s ({} training / {} test decisions). Held-out: AUC {:.3}, Brier {:.3}, \
          log loss {:.3}, base rate {:.3}",

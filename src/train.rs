@@ -9,10 +9,12 @@
 pub mod evaluate;
 pub mod fit;
 pub mod replay;
+pub mod report;
 
 pub use evaluate::Evaluation;
 pub use fit::{TrainConfig, train_payment_model};
 pub use replay::{DecisionPoint, Sample, decision_points};
+pub use report::Report;
 
 /// Why training could not produce a model.
 #[derive(Debug, thiserror::Error)]

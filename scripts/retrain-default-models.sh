@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Retrains the models shipped in models/ from a simulated portfolio: simulate
+# the events into a file, then train on that file through the normal path.
+# Deterministic: the same seed gives the same model parameters.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seed=${SEED:-42}
+debtors=${DEBTORS:-20000}
+events="target/sim-${debtors}-s${seed}.jsonl.gz"
+
+cargo build --release --quiet
+mkdir -p target
+./target/release/mora simulate --debtors "$debtors" --seed "$seed" --out "$events"
+./target/release/mora train --kind payment --events "$events" \
+    --version "payment-sim-s${seed}" --out models/payment.json
