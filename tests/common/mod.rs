@@ -90,18 +90,20 @@ pub fn promise(minor: i64, promised_for: i64) -> Kind {
     })
 }
 
+/// The invoice of `month` (from 0): 100.00 USD issued at the month's start,
+/// due 20 days later.
+pub fn monthly_invoice(debtor: &str, month: i64) -> proto::Event {
+    let issued = T0 + month * 30 * DAY;
+    let kind = invoice(&format!("{debtor}-inv{month}"), 10_000, issued + 20 * DAY);
+    event(&format!("{debtor}-i{month}"), debtor, issued, kind)
+}
+
 /// Four months of a debtor who pays every bill before it is due.
 pub fn good_payer(debtor: &str) -> Vec<proto::Event> {
     let mut events = Vec::new();
     for month in 0..4 {
         let issued = T0 + month * 30 * DAY;
-        let invoice_id = format!("{debtor}-inv{month}");
-        events.push(event(
-            &format!("{debtor}-i{month}"),
-            debtor,
-            issued,
-            invoice(&invoice_id, 10_000, issued + 20 * DAY),
-        ));
+        events.push(monthly_invoice(debtor, month));
         events.push(event(
             &format!("{debtor}-p{month}"),
             debtor,
@@ -117,13 +119,7 @@ pub fn bad_payer(debtor: &str) -> Vec<proto::Event> {
     let mut events = Vec::new();
     for month in 0..4 {
         let issued = T0 + month * 30 * DAY;
-        let invoice_id = format!("{debtor}-inv{month}");
-        events.push(event(
-            &format!("{debtor}-i{month}"),
-            debtor,
-            issued,
-            invoice(&invoice_id, 10_000, issued + 20 * DAY),
-        ));
+        events.push(monthly_invoice(debtor, month));
         for attempt in 0..3 {
             let when = issued + (22 + attempt * 2) * DAY;
             events.push(event(
