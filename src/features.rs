@@ -10,7 +10,7 @@ mod extract;
 
 use std::sync::OnceLock;
 
-pub use extract::extract;
+pub use extract::{extract, extract_with_balances};
 
 /// Bumped whenever a feature's definition changes, even if names do not.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Money, UnixTime};
-use crate::features::{FEATURE_NAMES, FeatureVector, extract};
+use crate::features::{FEATURE_NAMES, FeatureVector, extract, extract_with_balances};
 use crate::models::ModelRegistry;
 use crate::state::Store;
 
@@ -137,8 +137,8 @@ impl Scorer {
     pub fn score(&self, debtor_id: &str, as_of: UnixTime) -> Result<Score, ScoringError> {
         let model = self.models.payment().ok_or(ScoringError::NoPaymentModel)?;
         let seen = self.store.read(debtor_id, |debtor| {
-            let overdue_minor = debtor.balances(as_of).overdue_minor;
-            (extract(debtor, as_of), overdue_minor, debtor.currency())
+            let (features, balances) = extract_with_balances(debtor, as_of);
+            (features, balances.overdue_minor, debtor.currency())
         });
 
         let mut score = Score {
@@ -205,16 +205,6 @@ impl Scorer {
     /// The feature vector of a debtor at `as_of`, or `None` when unknown.
     pub fn features(&self, debtor_id: &str, as_of: UnixTime) -> Option<FeatureVector> {
         self.store.read(debtor_id, |debtor| extract(debtor, as_of))
-    }
-
-    /// The store this scorer reads.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    /// The models this scorer uses.
-    pub fn models(&self) -> &Arc<ModelRegistry> {
-        &self.models
     }
 }
 

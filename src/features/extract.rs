@@ -4,6 +4,7 @@ use super::{FEATURE_COUNT, FeatureVector};
 use crate::events::{Channel, UnixTime};
 use crate::state::DebtorState;
 use crate::state::decay::Series;
+use crate::state::ledger::Balances;
 
 /// Durations are capped here, and "never" counts as the cap.
 const DAYS_CAP: f64 = 365.0;
@@ -27,6 +28,12 @@ fn days_since(as_of: UnixTime, at: Option<UnixTime>) -> f64 {
 /// The feature vector of `debtor` at `as_of`. See `docs/features.md` for
 /// every feature's definition.
 pub fn extract(debtor: &DebtorState, as_of: UnixTime) -> FeatureVector {
+    extract_with_balances(debtor, as_of).0
+}
+
+/// [`extract`], also returning the balances the features were computed from,
+/// for callers that need the amounts themselves.
+pub fn extract_with_balances(debtor: &DebtorState, as_of: UnixTime) -> (FeatureVector, Balances) {
     let balances = debtor.balances(as_of);
     let decayed = |series| debtor.decayed(series, as_of);
     let (paid_30d, paid_90d) = (decayed(Series::Paid30d), decayed(Series::Paid90d));
@@ -93,7 +100,7 @@ pub fn extract(debtor: &DebtorState, as_of: UnixTime) -> FeatureVector {
             .first_event_at()
             .map_or(0.0, |t| as_of.days_since(t).clamp(0.0, 3650.0)),
     ];
-    FeatureVector(values)
+    (FeatureVector(values), balances)
 }
 
 #[cfg(test)]

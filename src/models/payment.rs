@@ -108,11 +108,6 @@ impl PaymentModel {
         self.file.base_rate
     }
 
-    /// The file this model was loaded from.
-    pub fn file(&self) -> &ModelFile {
-        &self.file
-    }
-
     /// The fitted linfa model.
     pub fn fitted(&self) -> &FittedLogisticRegression<f64, bool> {
         &self.file.model

@@ -8,7 +8,7 @@
 use super::decay::{DecayedSums, Series};
 use super::ledger::{Balances, Ledger};
 use super::stamp::Stamp;
-use crate::events::{Channel, Country, Currency, Event, EventKind, Profile, UnixTime};
+use crate::events::{Channel, Currency, Event, EventKind, Profile, UnixTime};
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,11 +269,6 @@ impl DebtorState {
     /// The latest profile.
     pub fn profile(&self) -> Option<Profile> {
         self.profile.map(|p| p.profile)
-    }
-
-    /// The debtor's country, from the latest profile.
-    pub fn country(&self) -> Option<Country> {
-        self.profile().map(|p| p.country)
     }
 
     /// Attempts and successes on `channel`.

@@ -156,16 +156,6 @@ impl Ledger {
         self.reversed_minor
     }
 
-    /// Number of invoice entries, placeholders included.
-    pub fn len(&self) -> usize {
-        self.invoices.len()
-    }
-
-    /// Whether the ledger has no invoice entry.
-    pub fn is_empty(&self) -> bool {
-        self.invoices.is_empty()
-    }
-
     /// Balances at `as_of`, settling payments as the module documents.
     pub fn balances(&self, as_of: UnixTime) -> Balances {
         let pool: i64 = self.unnamed_paid_minor - self.reversed_minor
