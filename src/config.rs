@@ -29,6 +29,8 @@ pub struct Config {
     /// memory only).
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
+    /// Longest wait, on shutdown, for requests and connections to finish.
+    pub shutdown_grace_secs: u64,
     pub ingest: IngestConfig,
     pub scoring: ScoringConfig,
 }
@@ -41,6 +43,7 @@ impl Default for Config {
             models_dir: PathBuf::from("models"),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Human,
+            shutdown_grace_secs: 10,
             ingest: IngestConfig::default(),
             scoring: ScoringConfig::default(),
         }

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use http_body_util::Full;
@@ -32,16 +33,28 @@ pub struct RunningServer {
     /// Where `/metrics` is served.
     pub metrics_addr: SocketAddr,
     stop: watch::Sender<bool>,
+    grace: Duration,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     metrics: JoinHandle<()>,
 }
 
 impl RunningServer {
-    /// Stops accepting requests, lets requests in flight finish, and returns
-    /// once both endpoints are closed.
+    /// Stops accepting requests and lets requests in flight finish, for at
+    /// most the configured grace period; then closes whatever is left (a
+    /// client that never lets its connection close cannot hold the server).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.grpc.await.context("gRPC server task failed")??;
+        let mut grpc = self.grpc;
+        match tokio::time::timeout(self.grace, &mut grpc).await {
+            Ok(finished) => finished.context("gRPC server task failed")??,
+            Err(_) => {
+                grpc.abort();
+                tracing::warn!(
+                    grace_secs = self.grace.as_secs(),
+                    "Shutdown grace period over; closing remaining connections"
+                );
+            }
+        }
         self.metrics.await.context("metrics server task failed")?;
         Ok(())
     }
@@ -132,6 +145,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         grpc_addr,
         metrics_addr,
         stop,
+        grace: Duration::from_secs(config.shutdown_grace_secs),
         grpc,
         metrics,
     })

@@ -5,8 +5,8 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::error::{ApiError, code_label};
 use super::proto::{
-    FeatureVector, GetFeaturesRequest, ScoreBatchRequest, ScoreBatchResponse, ScoreRequest,
-    ScoreResponse, scoring_server::Scoring,
+    FeatureVector, GetFeaturesRequest, PingRequest, PingResponse, ScoreBatchRequest,
+    ScoreBatchResponse, ScoreRequest, ScoreResponse, scoring_server::Scoring,
 };
 use crate::events::{EventLimits, UnixTime, validation};
 use crate::features::{FEATURE_NAMES, schema_hash};
@@ -120,5 +120,10 @@ impl Scoring for ScoringService {
             })
         })();
         finish(timer, result)
+    }
+
+    async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
+        // Deliberately untimed: it is the floor that Score is measured against.
+        Ok(Response::new(PingResponse {}))
     }
 }
