@@ -100,11 +100,11 @@ struct TrainArgs {
     /// Instead of event files: simulate a portfolio of this many debtors.
     #[arg(long)]
     synthetic_debtors: Option<usize>,
-    /// Months of simulated history.
-    #[arg(long, default_value_t = 6)]
+    /// Months of simulated history (with --synthetic-debtors only).
+    #[arg(long, default_value_t = 6, conflicts_with = "events")]
     months: u32,
-    /// Seed of the simulation.
-    #[arg(long, default_value_t = 42)]
+    /// Seed of the simulation (with --synthetic-debtors only).
+    #[arg(long, default_value_t = 42, conflicts_with = "events")]
     seed: u64,
     /// Days within which a payment counts for the label.
     #[arg(long, default_value_t = 30)]

@@ -40,8 +40,9 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Stops accepting requests and lets requests in flight finish, for at
-    /// most the configured grace period; then closes whatever is left (a
-    /// client that never lets its connection close cannot hold the server).
+    /// most the configured grace period; then stops waiting, so that a client
+    /// that never lets its connection close cannot hold the server. What is
+    /// still open then ends with the process.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         let mut grpc = self.grpc;
@@ -51,7 +52,7 @@ impl RunningServer {
                 grpc.abort();
                 tracing::warn!(
                     grace_secs = self.grace.as_secs(),
-                    "Shutdown grace period over; closing remaining connections"
+                    "Shutdown grace period over; no longer waiting for open connections"
                 );
             }
         }

@@ -125,24 +125,20 @@ impl Ledger {
     /// Records an adjustment. The latest adjustment wins; at equal times, the
     /// smaller amount.
     pub fn adjust(&mut self, id: u64, new_amount_minor: i64, at: UnixTime) {
-        let mut invoice = self.take(id);
         let at = Stamp::new(at);
-        if (at, -new_amount_minor) >= (invoice.adjusted_at, -invoice.adjusted_minor) {
-            invoice.adjusted_at = at;
-            invoice.adjusted_minor = new_amount_minor;
-        }
-        self.put(invoice);
+        self.update(id, |invoice| {
+            if (at, -new_amount_minor) >= (invoice.adjusted_at, -invoice.adjusted_minor) {
+                invoice.adjusted_at = at;
+                invoice.adjusted_minor = new_amount_minor;
+            }
+        });
     }
 
     /// Records a payment, naming an invoice or not.
     pub fn pay(&mut self, invoice: Option<u64>, amount_minor: i64) {
         match invoice {
             None => self.unnamed_paid_minor += amount_minor,
-            Some(id) => {
-                let mut invoice = self.take(id);
-                invoice.named_paid_minor += amount_minor;
-                self.put(invoice);
-            }
+            Some(id) => self.update(id, |invoice| invoice.named_paid_minor += amount_minor),
         }
     }
 
@@ -189,6 +185,19 @@ impl Ledger {
             }
         }
         balances
+    }
+
+    /// Applies `change` to the entry for `id` (a new placeholder if none).
+    /// `change` must not alter the entry's sort key, so an existing entry is
+    /// changed where it stands and only a new one is inserted.
+    fn update(&mut self, id: u64, change: impl FnOnce(&mut Invoice)) {
+        if let Some(invoice) = self.invoices.iter_mut().find(|i| i.id == id) {
+            change(invoice);
+            return;
+        }
+        let mut invoice = Invoice::placeholder(id);
+        change(&mut invoice);
+        self.put(invoice);
     }
 
     /// Removes and returns the entry for `id`, or a new placeholder.
