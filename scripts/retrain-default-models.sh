@@ -12,5 +12,5 @@ events="target/sim-${debtors}-s${seed}.jsonl.gz"
 cargo build --release --quiet
 mkdir -p target
 ./target/release/mora simulate --debtors "$debtors" --seed "$seed" --out "$events"
-./target/release/mora train --kind payment --events "$events" \
+./target/release/mora train --kind payment --events "$events" --algorithm boosted-trees \
     --version "payment-sim-s${seed}" --out models/payment.json

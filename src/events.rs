@@ -35,6 +35,17 @@ impl UnixTime {
     }
 }
 
+impl fmt::Display for UnixTime {
+    /// RFC 3339 in UTC, e.g. `2005-10-01T00:00:00Z`; raw seconds when out of
+    /// chrono's range.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match chrono::DateTime::from_timestamp(self.0, 0) {
+            Some(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%SZ")),
+            None => write!(f, "{}s", self.0),
+        }
+    }
+}
+
 /// An ISO 4217 currency code: three upper-case ASCII letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency([u8; 3]);
@@ -185,6 +196,10 @@ pub enum EventKind {
     OptOut {
         channel: Channel,
     },
+    /// The credit line granted to the debtor; the latest one applies.
+    CreditLimit {
+        limit: Money,
+    },
 }
 
 /// The kinds of event, as a closed set for metric labels and counters.
@@ -198,11 +213,15 @@ pub enum EventKindName {
     Promise,
     Contact,
     OptOut,
+    CreditLimit,
 }
 
 impl EventKindName {
+    /// How many kinds there are.
+    pub const COUNT: usize = 9;
+
     /// Every kind, in wire order.
-    pub const ALL: [EventKindName; 8] = [
+    pub const ALL: [EventKindName; EventKindName::COUNT] = [
         EventKindName::Profile,
         EventKindName::InvoiceIssued,
         EventKindName::InvoiceAdjusted,
@@ -211,6 +230,7 @@ impl EventKindName {
         EventKindName::Promise,
         EventKindName::Contact,
         EventKindName::OptOut,
+        EventKindName::CreditLimit,
     ];
 
     /// Position in [`EventKindName::ALL`].
@@ -229,6 +249,7 @@ impl EventKindName {
             EventKindName::Promise => "promise",
             EventKindName::Contact => "contact",
             EventKindName::OptOut => "opt_out",
+            EventKindName::CreditLimit => "credit_limit",
         }
     }
 }
@@ -245,6 +266,7 @@ impl EventKind {
             EventKind::Promise { .. } => EventKindName::Promise,
             EventKind::Contact { .. } => EventKindName::Contact,
             EventKind::OptOut { .. } => EventKindName::OptOut,
+            EventKind::CreditLimit { .. } => EventKindName::CreditLimit,
         }
     }
 
@@ -258,6 +280,7 @@ impl EventKind {
             EventKind::Payment { amount, .. } => Some(("payment.amount", *amount)),
             EventKind::PaymentReversed { amount, .. } => Some(("payment_reversed.amount", *amount)),
             EventKind::Promise { amount, .. } => Some(("promise.amount", *amount)),
+            EventKind::CreditLimit { limit } => Some(("credit_limit.limit", *limit)),
             EventKind::Profile(_) | EventKind::Contact { .. } | EventKind::OptOut { .. } => None,
         }
     }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 pub use extract::{extract, extract_with_balances};
 
 /// Bumped whenever a feature's definition changes, even if names do not.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Feature names, in the order of every feature vector and model input.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -21,6 +21,8 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "log_overdue_balance",
     "log_open_balance",
     "overdue_share",
+    "log_credit_limit",
+    "credit_utilisation",
     "open_invoices",
     "overdue_invoices",
     "log_paid_7d",
@@ -30,6 +32,9 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "pay_to_bill_ratio_30d",
     "pay_to_bill_ratio_90d",
     "days_since_last_payment",
+    "payments_90d",
+    "log_last_payment",
+    "log_past_due_billed_90d",
     "has_ever_paid",
     "reversal_share",
     "promises_kept",
@@ -46,7 +51,7 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
 ];
 
 /// Number of features in the schema.
-pub const FEATURE_COUNT: usize = 26;
+pub const FEATURE_COUNT: usize = 31;
 
 /// The schema hash: 16 hex digits of XXH3-64 over the version and the names.
 /// Stable across builds, platforms and versions of mora.

@@ -13,9 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mora::api::event_file::{self, EventWriter};
 use mora::config::{Config, Overrides};
 use mora::events::{Event, EventLimits};
+use mora::models::file::{LabelDefinition, SplitRecord};
 use mora::sim::SimConfig;
 use mora::telemetry::{self, LogFormat};
-use mora::train::{self, TrainConfig};
+use mora::train::{self, Algorithm, BoostConfig, TrainConfig};
 
 /// Real-time risk scoring for debt collection.
 #[derive(Debug, Parser)]
@@ -106,12 +107,29 @@ struct TrainArgs {
     /// Seed of the simulation (with --synthetic-debtors only).
     #[arg(long, default_value_t = 42, conflicts_with = "events")]
     seed: u64,
+    /// Labels file (CSV: debtor_id,decision_at,paid,split) giving the decision
+    /// points, their outcomes and the train/test split, instead of taking
+    /// decision points from the history and splitting them by time.
+    #[arg(long, requires = "events")]
+    labels: Option<PathBuf>,
     /// Days within which a payment counts for the label.
     #[arg(long, default_value_t = 30)]
     horizon_days: i64,
+    /// The estimator to fit.
+    #[arg(long, value_enum, default_value_t = Algorithm::BoostedTrees)]
+    algorithm: Algorithm,
     /// L2 penalty of the logistic regression.
     #[arg(long, default_value_t = TrainConfig::default().l2_penalty)]
     l2_penalty: f64,
+    /// Number of boosted trees.
+    #[arg(long, default_value_t = BoostConfig::default().trees)]
+    trees: usize,
+    /// Learning rate (shrinkage) of the boosted trees.
+    #[arg(long, default_value_t = BoostConfig::default().learning_rate)]
+    learning_rate: f32,
+    /// Depth limit of each boosted tree.
+    #[arg(long, default_value_t = BoostConfig::default().max_depth)]
+    max_depth: usize,
     /// Version string written into the model file [default: derived from the input].
     #[arg(long)]
     version: Option<String>,
@@ -284,18 +302,53 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         version: args.version.unwrap_or(default_version),
         source,
         created_at: chrono::Utc::now(),
+        algorithm: args.algorithm,
         l2_penalty: args.l2_penalty,
+        boost: BoostConfig {
+            trees: args.trees,
+            learning_rate: args.learning_rate,
+            max_depth: args.max_depth,
+            ..BoostConfig::default()
+        },
         ..TrainConfig::default()
     };
     config.points.horizon_days = args.horizon_days;
 
     let bar = progress_bar(events.len(), "events replayed");
-    let samples = train::decision_points(&mut events, config.points, |done, _| {
-        bar.set_position(done as u64)
-    });
-    bar.finish_and_clear();
-    eprintln!("Fitting on {} decision points…", samples.len());
-    let (file, evaluation) = train::train_payment_model(&samples, &config)?;
+    let progress = |done: usize, _| bar.set_position(done as u64);
+    let (file, evaluation) = match &args.labels {
+        None => {
+            let samples = train::decision_points(&mut events, config.points, progress);
+            bar.finish_and_clear();
+            eprintln!("Fitting on {} decision points…", samples.len());
+            let split =
+                train::split_by_time(&samples, config.test_fraction, config.points.horizon_days);
+            train::train_payment_model(&split, config.replayed_label(), &config)?
+        }
+        Some(path) => {
+            let labels = train::labels::read_labels(path).map_err(anyhow::Error::msg)?;
+            let (train_set, test_set) = train::labelled_points(&mut events, &labels, progress)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            bar.finish_and_clear();
+            eprintln!(
+                "Fitting on {} labelled decision points ({} held out)…",
+                labels.len(),
+                test_set.len()
+            );
+            let split = train::Split {
+                train: train_set.iter().collect(),
+                test: test_set.iter().collect(),
+                record: SplitRecord::Given {
+                    description: format!("the split column of {}", path.display()),
+                },
+            };
+            let label = LabelDefinition {
+                min_paid_share: None,
+                description: format!("paid as given per decision point in {}", path.display()),
+            };
+            train::train_payment_model(&split, label, &config)?
+        }
+    };
 
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -316,8 +369,8 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             )
         })?;
     eprintln!(
-        "Wrote {} in {:.1} s ({} training / {} test decisions). Held-out: AUC {:.3}, Brier {:.3}, \
-         log loss {:.3}, base rate {:.3}",
+        "Wrote {} in {:.1} s ({} training / {} test decisions). Held-out: AUC {:.4}, Brier {:.4}, \
+         log loss {:.4}, base rate {:.4}",
         args.out.display(),
         started.elapsed().as_secs_f64(),
         file.training.train_rows,

@@ -1,5 +1,6 @@
-//! Models: the model file format, the payment model, and the registry that the
-//! scoring path reads without taking a lock.
+//! Models: the model file format, the payment model (logistic regression or
+//! boosted trees), and the registry that the scoring path reads without
+//! taking a lock.
 //!
 //! A model is only accepted when its feature schema hash equals the server's
 //! ([`crate::features::schema_hash`]) and its parameters are finite and of the
@@ -8,6 +9,7 @@
 pub mod file;
 pub mod payment;
 pub mod registry;
+pub mod trees;
 
 use std::path::PathBuf;
 

@@ -125,6 +125,7 @@ mod tests {
             (channel.clone(), outcome)
                 .prop_map(|(channel, outcome)| EventKind::Contact { channel, outcome }),
             channel.prop_map(|channel| EventKind::OptOut { channel }),
+            (1..500_000i64).prop_map(|amount| EventKind::CreditLimit { limit: usd(amount) }),
         ]
     }
 

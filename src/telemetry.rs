@@ -81,9 +81,9 @@ impl RpcTimer {
 /// Outcomes of one batch's events, by kind, recorded once per batch.
 #[derive(Debug, Default)]
 pub struct BatchTally {
-    applied: [u64; 8],
-    duplicate: [u64; 8],
-    rejected: [u64; 8],
+    applied: [u64; EventKindName::COUNT],
+    duplicate: [u64; EventKindName::COUNT],
+    rejected: [u64; EventKindName::COUNT],
     rejected_unknown_kind: u64,
 }
 

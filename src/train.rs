@@ -6,14 +6,17 @@
 //! [`crate::features::extract`] from a [`crate::state::Store`] that has seen
 //! exactly the events that happened before the decision.
 
+pub mod boost;
 pub mod evaluate;
 pub mod fit;
+pub mod labels;
 pub mod replay;
 pub mod report;
 
+pub use boost::BoostConfig;
 pub use evaluate::Evaluation;
-pub use fit::{TrainConfig, train_payment_model};
-pub use replay::{DecisionPoint, Sample, decision_points};
+pub use fit::{Algorithm, Split, TrainConfig, split_by_time, train_payment_model};
+pub use replay::{DecisionPoint, Label, Sample, decision_points, labelled_points};
 pub use report::Report;
 
 /// Why training could not produce a model.
@@ -42,7 +45,8 @@ pub fn train_on_simulation(
         return Err(TrainError::NoEvents);
     }
     let samples = decision_points(&mut events, config.points, progress);
-    train_payment_model(&samples, config)
+    let split = split_by_time(&samples, config.test_fraction, config.points.horizon_days);
+    train_payment_model(&split, config.replayed_label(), config)
 }
 
 #[cfg(test)]
@@ -72,15 +76,17 @@ mod tests {
         );
 
         // Split by time: every training label is known before the test period.
-        let test_from = file.training.test_from.timestamp();
+        let crate::models::file::SplitRecord::ByTime { test_from } = file.training.split else {
+            panic!("a replayed portfolio is split by time");
+        };
+        let test_from = test_from.timestamp();
         let mut events: Vec<_> = crate::sim::portfolio(&sim)
             .into_iter()
             .flat_map(|d| d.events)
             .collect();
         let samples = decision_points(&mut events, config.points, |_, _| {});
-        let (train, test, split_at) =
-            fit::split_by_time(&samples, config.test_fraction, config.points.horizon_days);
-        assert_eq!(split_at.0, test_from);
+        let Split { train, test, .. } =
+            split_by_time(&samples, config.test_fraction, config.points.horizon_days);
         assert!(
             train
                 .iter()
@@ -100,8 +106,14 @@ mod tests {
             debtors: 400,
             ..sim
         };
-        let (a, _) = train_on_simulation(&sim, &config, |_, _| {}).unwrap();
-        let (b, _) = train_on_simulation(&sim, &config, |_, _| {}).unwrap();
-        assert_eq!(a.to_json(), b.to_json());
+        for algorithm in [Algorithm::LogisticRegression, Algorithm::BoostedTrees] {
+            let config = TrainConfig {
+                algorithm,
+                ..config.clone()
+            };
+            let (a, _) = train_on_simulation(&sim, &config, |_, _| {}).unwrap();
+            let (b, _) = train_on_simulation(&sim, &config, |_, _| {}).unwrap();
+            assert_eq!(a.to_json(), b.to_json(), "{algorithm:?}");
+        }
     }
 }

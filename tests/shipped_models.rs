@@ -10,7 +10,7 @@ fn the_shipped_payment_model_matches_the_feature_schema() {
         panic!(
             "models/payment.json no longer loads: {error}\n\
              Retrain it with:\n    \
-             cargo run --release -- train --kind payment --synthetic-debtors 20000 --seed 42 --out models/payment.json"
+             scripts/retrain-default-models.sh"
         );
     }
 }

@@ -9,7 +9,8 @@ use pbjson_types::Timestamp;
 use super::proto;
 use crate::events::validation::{self, Sign};
 use crate::events::{
-    Channel, ContactOutcome, Event, EventError, EventKind, EventLimits, Money, Profile, UnixTime,
+    Channel, ContactOutcome, Event, EventError, EventKind, EventKindName, EventLimits, Money,
+    Profile, UnixTime,
 };
 use crate::scoring::{Reason, RiskSegment, Score};
 
@@ -114,10 +115,10 @@ fn event_parts(
     let occurred_at = time("occurred_at", occurred_at)?;
     validation::not_in_future("occurred_at", occurred_at, now, limits)?;
     let Some(kind) = kind else {
+        let kinds: Vec<&str> = EventKindName::ALL.iter().map(|k| k.as_str()).collect();
         return Err(EventError::new(
             "kind",
-            "is required (one of profile, invoice_issued, invoice_adjusted, payment, \
-             payment_reversed, promise, contact, opt_out)",
+            format!("is required (one of {})", kinds.join(", ")),
         ));
     };
     Ok((debtor_id, occurred_at, event_kind(kind, limits)?))
@@ -180,6 +181,9 @@ fn event_kind(kind: proto::event::Kind, limits: &EventLimits) -> Result<EventKin
         }) => EventKind::OptOut {
             channel: channel("opt_out.channel", wire_channel)?,
         },
+        Kind::CreditLimit(proto::CreditLimit { limit }) => EventKind::CreditLimit {
+            limit: money("credit_limit.limit", limit, Sign::Positive)?,
+        },
     };
     Ok(kind)
 }
@@ -197,6 +201,7 @@ pub fn kind_name(kind: &proto::event::Kind) -> crate::events::EventKindName {
         Kind::Promise(_) => N::Promise,
         Kind::Contact(_) => N::Contact,
         Kind::OptOut(_) => N::OptOut,
+        Kind::CreditLimit(_) => N::CreditLimit,
     }
 }
 
@@ -287,6 +292,9 @@ pub fn event_to_proto(event: &Event) -> proto::Event {
         }),
         EventKind::OptOut { channel } => Kind::OptOut(proto::OptOut {
             channel: channel_to_proto(*channel).into(),
+        }),
+        EventKind::CreditLimit { limit } => Kind::CreditLimit(proto::CreditLimit {
+            limit: Some(money_to_proto(*limit)),
         }),
     };
     proto::Event {

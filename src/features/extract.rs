@@ -9,6 +9,9 @@ use crate::state::ledger::Balances;
 /// Durations are capped here, and "never" counts as the cap.
 const DAYS_CAP: f64 = 365.0;
 
+/// Utilisation beyond this (a balance three times the limit) counts as this.
+const UTILISATION_CAP: f64 = 3.0;
+
 /// `ln(1 + amount)` with the amount in major units (minor units / 100); a
 /// negative amount counts as 0.
 fn log_amount(minor: f64) -> f64 {
@@ -75,6 +78,12 @@ pub fn extract_with_balances(debtor: &DebtorState, as_of: UnixTime) -> (FeatureV
         } else {
             0.0
         },
+        debtor
+            .credit_limit_minor()
+            .map_or(0.0, |limit| log_amount(limit as f64)),
+        debtor.credit_limit_minor().map_or(0.0, |limit| {
+            (balances.open_minor.max(0) as f64 / limit as f64).min(UTILISATION_CAP)
+        }),
         f64::from(balances.open_invoices),
         f64::from(balances.overdue_invoices),
         log_amount(decayed(Series::Paid7d)),
@@ -84,6 +93,9 @@ pub fn extract_with_balances(debtor: &DebtorState, as_of: UnixTime) -> (FeatureV
         pay_to_bill(paid_30d, billed_30d),
         pay_to_bill(paid_90d, billed_90d),
         days_since(as_of, last_payment),
+        debtor.payments_within(as_of, 90) as f64,
+        log_amount(debtor.last_payment_minor(as_of).unwrap_or(0) as f64),
+        log_amount(decayed(Series::PastDueBilled90d)),
         if last_payment.is_some() { 1.0 } else { 0.0 },
         reversal_share,
         f64::from(promises.kept),

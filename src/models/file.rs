@@ -1,7 +1,7 @@
 //! The model file: one JSON document describing a trained model, what it was
-//! trained on, how well it did, and the fitted linfa model as serde writes it.
-//! serde_json is built with `float_roundtrip`, so a write/read round trip is
-//! bit-exact.
+//! trained on, how well it did, and the fitted estimator: a linfa logistic
+//! regression as serde writes it, or a boosted tree ensemble. serde_json is
+//! built with `float_roundtrip`, so a write/read round trip is bit-exact.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,10 +11,11 @@ use linfa_logistic::FittedLogisticRegression;
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+use super::trees::TreeEnsemble;
 use crate::features;
 
 /// The file format version this server reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Which question a model answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,10 +60,23 @@ impl FeatureSchemaRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelDefinition {
     /// Share of the overdue amount at the decision point that payments within
-    /// the horizon must cover.
-    pub min_paid_share: f64,
-    /// The same in words.
+    /// the horizon must cover; absent when labels were given from outside
+    /// the event history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_paid_share: Option<f64>,
+    /// The definition in words.
     pub description: String,
+}
+
+/// How decision points were divided into training and evaluation sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum SplitRecord {
+    /// Decision points from `test_from` on were held out; training points'
+    /// horizons all end before it.
+    ByTime { test_from: DateTime<Utc> },
+    /// Each decision point's set was given with its label.
+    Given { description: String },
 }
 
 /// The data a model was trained and evaluated on.
@@ -70,11 +84,11 @@ pub struct LabelDefinition {
 pub struct TrainingData {
     /// Where the events came from, e.g. a simulator seed or a file name.
     pub source: String,
-    /// Decision points of the training split lie in `[from, test_from)`.
+    /// Time of the first decision point.
     pub from: DateTime<Utc>,
-    /// Decision points from here on were held out for evaluation.
-    pub test_from: DateTime<Utc>,
+    /// Time of the last decision point.
     pub to: DateTime<Utc>,
+    pub split: SplitRecord,
     pub train_rows: usize,
     pub test_rows: usize,
 }
@@ -84,6 +98,30 @@ pub struct TrainingData {
 pub struct Scaling {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+}
+
+/// The fitted estimator, tagged by `algorithm`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "algorithm", rename_all = "snake_case")]
+pub enum Estimator {
+    /// linfa's logistic regression over standardised features; its positive
+    /// class is "paid".
+    LogisticRegression {
+        scaling: Scaling,
+        fitted: FittedLogisticRegression<f64, bool>,
+    },
+    /// Gradient-boosted trees over raw feature values, in log-odds of "paid".
+    BoostedTrees(TreeEnsemble),
+}
+
+impl Estimator {
+    /// The algorithm's name as the file spells it.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Estimator::LogisticRegression { .. } => "logistic_regression",
+            Estimator::BoostedTrees(_) => "boosted_trees",
+        }
+    }
 }
 
 /// A model file, as written by `mora train` or any batch trainer.
@@ -102,16 +140,14 @@ pub struct ModelFile {
     pub metrics: BTreeMap<String, f64>,
     /// Share of positive labels in training: the prior for unknown debtors.
     pub base_rate: f64,
-    pub scaling: Scaling,
-    /// The fitted linfa logistic regression; its positive class is "paid".
-    pub model: FittedLogisticRegression<f64, bool>,
+    pub model: Estimator,
 }
 
 /// Just enough of a file to give a clear error before parsing the rest.
 #[derive(Deserialize)]
 struct Header {
     format_version: u32,
-    feature_schema: HeaderSchema,
+    feature_schema: Option<HeaderSchema>,
 }
 
 #[derive(Deserialize)]
@@ -133,9 +169,11 @@ impl ModelFile {
                 supported: FORMAT_VERSION,
             });
         }
-        if header.feature_schema.hash != features::schema_hash() {
+        if let Some(schema) = header.feature_schema
+            && schema.hash != features::schema_hash()
+        {
             return Err(ModelError::SchemaMismatch {
-                model_hash: header.feature_schema.hash,
+                model_hash: schema.hash,
                 server_hash: features::schema_hash().to_owned(),
             });
         }
@@ -154,7 +192,7 @@ impl ModelFile {
     /// The file as pretty JSON.
     pub fn to_json(&self) -> String {
         // A ModelFile holds only serialisable data: plain fields, maps with
-        // string keys and linfa's derived impl.
+        // string keys, linfa's derived impl and finite tree values.
         serde_json::to_string_pretty(self).expect("model files always serialise")
     }
 }

@@ -111,6 +111,8 @@ pub struct DebtorState {
     contacts: [ChannelStats; 4],
     profile: Option<ProfileRecord>,
     currency: Option<Currency>,
+    /// The latest credit limit: the later one wins, then the larger.
+    credit_limit: Option<(Stamp, i64)>,
     /// Bit `Channel::index()` set when the debtor opted out of that channel.
     opted_out: u8,
     first_event: Stamp,
@@ -127,6 +129,7 @@ impl Default for DebtorState {
             contacts: [ChannelStats::default(); 4],
             profile: None,
             currency: None,
+            credit_limit: None,
             opted_out: 0,
             first_event: Stamp::NEVER,
         }
@@ -198,6 +201,9 @@ impl DebtorState {
                     amount.minor_units,
                     at,
                 );
+                if *due_at < at {
+                    self.add_decayed(&[Series::PastDueBilled90d], amount.minor_units, at);
+                }
             }
             EventKind::InvoiceAdjusted {
                 invoice_id,
@@ -242,6 +248,10 @@ impl DebtorState {
                 }
             }
             EventKind::OptOut { channel } => self.opted_out |= 1 << channel.index(),
+            EventKind::CreditLimit { limit } => {
+                let record = (Stamp::new(at), limit.minor_units);
+                self.credit_limit = self.credit_limit.max(Some(record));
+            }
         }
     }
 
@@ -276,6 +286,11 @@ impl DebtorState {
         self.contacts[channel.index()]
     }
 
+    /// The latest credit limit, in minor units.
+    pub fn credit_limit_minor(&self) -> Option<i64> {
+        self.credit_limit.map(|(_, minor)| minor)
+    }
+
     /// Whether the debtor opted out of `channel`.
     pub fn has_opted_out(&self, channel: Channel) -> bool {
         self.opted_out & (1 << channel.index()) != 0
@@ -286,6 +301,21 @@ impl DebtorState {
         let as_of = Stamp::new(as_of);
         let upto = self.payments.partition_point(|p| p.at <= as_of);
         upto.checked_sub(1).and_then(|i| self.payments[i].at.unix())
+    }
+
+    /// Number of payments in `(as_of − days, as_of]`.
+    pub fn payments_within(&self, as_of: UnixTime, days: i64) -> usize {
+        let (from, to) = (Stamp::new(as_of.plus_days(-days)), Stamp::new(as_of));
+        let start = self.payments.partition_point(|p| p.at <= from);
+        let end = self.payments.partition_point(|p| p.at <= to);
+        end.saturating_sub(start)
+    }
+
+    /// Amount of the latest payment at or before `as_of`.
+    pub fn last_payment_minor(&self, as_of: UnixTime) -> Option<i64> {
+        let as_of = Stamp::new(as_of);
+        let upto = self.payments.partition_point(|p| p.at <= as_of);
+        upto.checked_sub(1).map(|i| self.payments[i].minor)
     }
 
     /// Sum of gross payments, all time.

@@ -24,13 +24,17 @@ pub enum Series {
     Attempts30d,
     /// Contact attempts that reached the debtor.
     Successes30d,
+    /// Money billed on invoices already past their due date when issued
+    /// (debt placed or restated as arrears).
+    PastDueBilled90d,
 }
 
 impl Series {
     /// How many series there are.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
-    const HALF_LIFE_DAYS: [f64; Series::COUNT] = [7.0, 30.0, 90.0, 30.0, 90.0, 7.0, 30.0, 30.0];
+    const HALF_LIFE_DAYS: [f64; Series::COUNT] =
+        [7.0, 30.0, 90.0, 30.0, 90.0, 7.0, 30.0, 30.0, 90.0];
 
     /// The half-life of this series in days.
     pub fn half_life_days(self) -> f64 {

@@ -1,5 +1,6 @@
-//! Fitting the payment model: standardise, fit linfa's logistic regression,
-//! evaluate on the later period, and write it all into a model file.
+//! Fitting the payment model: logistic regression over standardised features
+//! (linfa) or boosted trees; evaluation on the held-out set through the
+//! serving model; and the model file that records it all.
 
 use chrono::{DateTime, Utc};
 use linfa::Dataset;
@@ -7,14 +8,25 @@ use linfa::traits::Fit;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
 
+use super::boost::{BoostConfig, fit_boosted_trees};
 use super::replay::{DecisionPoint, Sample};
 use super::{Evaluation, TrainError};
 use crate::events::UnixTime;
 use crate::features::FEATURE_COUNT;
 use crate::models::file::{
-    FORMAT_VERSION, FeatureSchemaRecord, LabelDefinition, Scaling, TrainingData,
+    Estimator, FORMAT_VERSION, FeatureSchemaRecord, LabelDefinition, Scaling, SplitRecord,
+    TrainingData,
 };
 use crate::models::{ModelFile, ModelKind, PaymentModel};
+
+/// Which estimator to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Algorithm {
+    /// linfa's L2-penalised logistic regression over standardised features.
+    LogisticRegression,
+    /// Gradient-boosted decision trees (log loss), sized by a budget.
+    BoostedTrees,
+}
 
 /// Everything that decides how a payment model is trained.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,9 +34,11 @@ pub struct TrainConfig {
     pub points: DecisionPoint,
     /// Share of the decision-time range held out, at its end, for evaluation.
     pub test_fraction: f64,
+    pub algorithm: Algorithm,
     /// L2 penalty of the logistic regression.
     pub l2_penalty: f64,
     pub max_iterations: u64,
+    pub boost: BoostConfig,
     /// Version written into the model file.
     pub version: String,
     /// Description of the training data, written into the model file.
@@ -43,8 +57,10 @@ impl Default for TrainConfig {
                 min_paid_share: 0.5,
             },
             test_fraction: 0.3,
+            algorithm: Algorithm::LogisticRegression,
             l2_penalty: 100.0,
             max_iterations: 300,
+            boost: BoostConfig::default(),
             version: "payment-dev".into(),
             source: "unspecified".into(),
             created_at: DateTime::UNIX_EPOCH,
@@ -52,22 +68,45 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// The label definition of decision points taken from event history.
+    pub fn replayed_label(&self) -> LabelDefinition {
+        LabelDefinition {
+            min_paid_share: Some(self.points.min_paid_share),
+            description: format!(
+                "paid: payments net of reversals within {} days after the decision cover at \
+                 least {}% of the amount overdue at the decision",
+                self.points.horizon_days,
+                self.points.min_paid_share * 100.0
+            ),
+        }
+    }
+}
+
+/// Samples divided into a training and an evaluation set.
+#[derive(Debug, Clone)]
+pub struct Split<'a> {
+    pub train: Vec<&'a Sample>,
+    pub test: Vec<&'a Sample>,
+    pub record: SplitRecord,
+}
+
 /// Samples split by time: training decisions whose horizon ends before the
 /// test period starts, and test decisions from the test period on.
-pub fn split_by_time(
-    samples: &[Sample],
-    test_fraction: f64,
-    horizon_days: i64,
-) -> (Vec<&Sample>, Vec<&Sample>, UnixTime) {
+pub fn split_by_time(samples: &[Sample], test_fraction: f64, horizon_days: i64) -> Split<'_> {
     let first = samples.iter().map(|s| s.at).min().unwrap_or_default();
     let last = samples.iter().map(|s| s.at).max().unwrap_or_default();
     let test_from = UnixTime(last.0 - ((last.0 - first.0) as f64 * test_fraction) as i64);
-    let train = samples
-        .iter()
-        .filter(|s| s.at.plus_days(horizon_days) <= test_from)
-        .collect();
-    let test = samples.iter().filter(|s| s.at >= test_from).collect();
-    (train, test, test_from)
+    Split {
+        train: samples
+            .iter()
+            .filter(|s| s.at.plus_days(horizon_days) <= test_from)
+            .collect(),
+        test: samples.iter().filter(|s| s.at >= test_from).collect(),
+        record: SplitRecord::ByTime {
+            test_from: to_utc(test_from),
+        },
+    }
 }
 
 fn to_utc(at: UnixTime) -> DateTime<Utc> {
@@ -102,14 +141,14 @@ fn standardised(rows: &[&Sample], scaling: &Scaling) -> Array2<f64> {
     })
 }
 
-/// Trains a payment model from labelled samples and evaluates it on the
-/// held-out later period.
+/// Trains a payment model on the training set of `split` and evaluates it on
+/// its test set.
 pub fn train_payment_model(
-    samples: &[Sample],
+    split: &Split<'_>,
+    label: LabelDefinition,
     config: &TrainConfig,
 ) -> Result<(ModelFile, Evaluation), TrainError> {
-    let (train, test, test_from) =
-        split_by_time(samples, config.test_fraction, config.points.horizon_days);
+    let (train, test) = (&split.train, &split.test);
     let positives = train.iter().filter(|s| s.is_paid).count();
     if train.len() < 100 || test.is_empty() || positives == 0 || positives == train.len() {
         return Err(TrainError::TooFewSamples(format!(
@@ -120,17 +159,13 @@ pub fn train_payment_model(
         )));
     }
 
-    let scaling = scaling(&train);
-    let records = standardised(&train, &scaling);
-    let targets: Array1<bool> = train.iter().map(|s| s.is_paid).collect();
-    let fitted = LogisticRegression::default()
-        .alpha(config.l2_penalty)
-        .max_iterations(config.max_iterations)
-        .fit(&Dataset::new(records, targets))
-        .map_err(|e| TrainError::Fit(e.to_string()))?;
-
-    let first = samples.iter().map(|s| s.at).min().unwrap_or_default();
-    let last = samples.iter().map(|s| s.at).max().unwrap_or_default();
+    let model = match config.algorithm {
+        Algorithm::LogisticRegression => fit_logistic(train, config)?,
+        Algorithm::BoostedTrees => {
+            Estimator::BoostedTrees(fit_boosted_trees(train, &config.boost)?)
+        }
+    };
+    let all = || train.iter().chain(test.iter()).map(|s| s.at);
     let mut file = ModelFile {
         format_version: FORMAT_VERSION,
         kind: ModelKind::Payment,
@@ -138,27 +173,18 @@ pub fn train_payment_model(
         created_at: config.created_at,
         feature_schema: FeatureSchemaRecord::current(),
         horizon_days: config.points.horizon_days as u32,
-        label: LabelDefinition {
-            min_paid_share: config.points.min_paid_share,
-            description: format!(
-                "paid: payments net of reversals within {} days after the decision cover at \
-                 least {}% of the amount overdue at the decision",
-                config.points.horizon_days,
-                config.points.min_paid_share * 100.0
-            ),
-        },
+        label,
         training: TrainingData {
             source: config.source.clone(),
-            from: to_utc(first),
-            test_from: to_utc(test_from),
-            to: to_utc(last),
+            from: to_utc(all().min().unwrap_or_default()),
+            to: to_utc(all().max().unwrap_or_default()),
+            split: split.record.clone(),
             train_rows: train.len(),
             test_rows: test.len(),
         },
         metrics: Default::default(),
         base_rate: positives as f64 / train.len() as f64,
-        scaling,
-        model: fitted,
+        model,
     };
 
     // Evaluate through the serving model, exactly as the server will score.
@@ -171,4 +197,16 @@ pub fn train_payment_model(
     let evaluation = Evaluation::new(&predicted, &actual);
     file.metrics = evaluation.to_map();
     Ok((file, evaluation))
+}
+
+fn fit_logistic(train: &[&Sample], config: &TrainConfig) -> Result<Estimator, TrainError> {
+    let scaling = scaling(train);
+    let records = standardised(train, &scaling);
+    let targets: Array1<bool> = train.iter().map(|s| s.is_paid).collect();
+    let fitted = LogisticRegression::default()
+        .alpha(config.l2_penalty)
+        .max_iterations(config.max_iterations)
+        .fit(&Dataset::new(records, targets))
+        .map_err(|e| TrainError::Fit(e.to_string()))?;
+    Ok(Estimator::LogisticRegression { scaling, fitted })
 }

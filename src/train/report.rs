@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::Evaluation;
 use crate::models::ModelFile;
+use crate::models::file::SplitRecord;
 
 /// A rendered report: the Markdown and the two pictures it links to.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,15 +64,25 @@ fn markdown(file: &ModelFile, e: &Evaluation, stem: &str) -> String {
     let _ = writeln!(md, "- Created: {}", file.created_at.to_rfc3339());
     let _ = writeln!(md, "- Trained on: {}", t.source);
     let _ = writeln!(md, "- Label: {}", file.label.description);
-    let _ = writeln!(
-        md,
-        "- Decision points: {} to {}; training uses those whose horizon ends before {}, \
-         evaluation those from {} on",
-        t.from.date_naive(),
-        t.to.date_naive(),
-        t.test_from.date_naive(),
-        t.test_from.date_naive()
-    );
+    let _ = writeln!(md, "- Algorithm: {}", file.model.algorithm());
+    let _ = match &t.split {
+        SplitRecord::ByTime { test_from } => writeln!(
+            md,
+            "- Decision points: {} to {}; training uses those whose horizon ends before {}, \
+             evaluation those from {} on",
+            t.from.date_naive(),
+            t.to.date_naive(),
+            test_from.date_naive(),
+            test_from.date_naive()
+        ),
+        SplitRecord::Given { description } => writeln!(
+            md,
+            "- Decision points: {} to {}; split into training and evaluation as given: {}",
+            t.from.date_naive(),
+            t.to.date_naive(),
+            description
+        ),
+    };
     let _ = writeln!(
         md,
         "- Feature schema: {} (version {})\n",
