@@ -16,7 +16,9 @@ use mora::events::{Channel, ContactOutcome, Event, EventKind, Money, UnixTime, v
 use mora::features::extract;
 use mora::models::{ModelFile, ModelRegistry, PaymentModel};
 use mora::scoring::{Scorer, ScoringConfig};
+use mora::sim::SimConfig;
 use mora::state::{DebtorState, Store};
+use mora::train::{Algorithm, TrainConfig, train_on_simulation};
 
 const T0: i64 = 1_767_571_200;
 const DAY: i64 = 86_400;
@@ -91,6 +93,20 @@ fn shipped_model() -> PaymentModel {
     PaymentModel::new(ModelFile::read(&path).unwrap()).unwrap()
 }
 
+/// A logistic regression trained on a small simulated portfolio.
+fn logistic_model() -> PaymentModel {
+    let sim = SimConfig {
+        debtors: 1_000,
+        ..SimConfig::default()
+    };
+    let config = TrainConfig {
+        algorithm: Algorithm::LogisticRegression,
+        ..TrainConfig::default()
+    };
+    let (file, _) = train_on_simulation(&sim, &config, |_, _| {}).unwrap();
+    PaymentModel::new(file).unwrap()
+}
+
 fn benches(c: &mut Criterion) {
     let as_of = UnixTime(T0 + 120 * DAY);
     let state = typical_state();
@@ -145,8 +161,12 @@ fn benches(c: &mut Criterion) {
 
     let model = shipped_model();
     let features = extract(&state, as_of);
-    c.bench_function("models/payment_predict", |b| {
+    c.bench_function("models/payment_predict_trees", |b| {
         b.iter(|| model.predict(black_box(&features)))
+    });
+    let logistic = logistic_model();
+    c.bench_function("models/payment_predict_logistic", |b| {
+        b.iter(|| logistic.predict(black_box(&features)))
     });
 
     let store = Arc::new(Store::new());

@@ -54,29 +54,34 @@ pub struct Split {
     pub right: usize,
 }
 
-/// Marks a leaf in [`CompiledNode::feature`].
-const LEAF: u16 = u16::MAX;
-
-/// A node of all trees laid out in one array.
+/// A node of all trees laid out in one array; the children of a split node
+/// are adjacent, so that choosing one is arithmetic rather than a branch.
+///
+/// A leaf "splits" on feature 0 at −∞ into itself: every value (NaN
+/// included) goes to `left + 1`, which is the leaf's own index. Walking a
+/// fixed number of steps from the root therefore ends on the tree's leaf
+/// whatever its depth, and the extra steps add nothing to a contribution.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct CompiledNode {
     threshold: f64,
     value: f64,
-    /// [`LEAF`] for leaves.
     feature: u16,
-    /// Absolute indices into the node array.
+    /// Absolute index of the left child; the right child follows it. For a
+    /// leaf, its own index minus one (wrapping).
     left: u32,
-    right: u32,
 }
 
 /// An ensemble checked and flattened for scoring.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledTrees {
+    base_score: f64,
     /// `base_score` plus the value of every root: the log-odds that
     /// contributions are measured from.
     bias: f64,
     nodes: Box<[CompiledNode]>,
     roots: Box<[u32]>,
+    /// Steps from a root to the deepest leaf of any tree.
+    depth: usize,
 }
 
 fn invalid(reason: String) -> ModelError {
@@ -86,10 +91,50 @@ fn invalid(reason: String) -> ModelError {
     }
 }
 
+/// Checks one tree: every node finite, every split on a feature of the
+/// schema, every child after its parent, within the tree, and the child of
+/// exactly one parent.
+fn check_tree(t: usize, tree: &Tree) -> Result<(), ModelError> {
+    if tree.nodes.is_empty() {
+        return Err(invalid(format!("tree {t} has no nodes")));
+    }
+    let mut has_parent = vec![false; tree.nodes.len()];
+    for (i, node) in tree.nodes.iter().enumerate() {
+        let at = |what: &str| invalid(format!("tree {t}, node {i}: {what}"));
+        if !node.value.is_finite() {
+            return Err(at("value is not finite"));
+        }
+        let Some(split) = node.split else { continue };
+        if split.feature >= FEATURE_COUNT {
+            return Err(at(&format!(
+                "feature {} is outside the schema's {FEATURE_COUNT}",
+                split.feature
+            )));
+        }
+        if split.threshold.is_nan() {
+            return Err(at("threshold is not a number"));
+        }
+        if split.left == split.right {
+            return Err(at("both children are the same node"));
+        }
+        for child in [split.left, split.right] {
+            if child <= i || child >= tree.nodes.len() {
+                return Err(at(&format!(
+                    "child {child} must come after the node and within the tree's {} nodes",
+                    tree.nodes.len()
+                )));
+            }
+            if std::mem::replace(&mut has_parent[child], true) {
+                return Err(at(&format!("child {child} already has a parent")));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl CompiledTrees {
-    /// Checks that every tree is well formed (children after their parent and
-    /// within the tree, features of the schema, finite numbers) and flattens
-    /// the ensemble.
+    /// Checks that every tree is well formed and flattens the ensemble, each
+    /// tree breadth first with siblings side by side.
     pub fn new(ensemble: &TreeEnsemble) -> Result<CompiledTrees, ModelError> {
         if !ensemble.base_score.is_finite() {
             return Err(ModelError::Invalid {
@@ -100,95 +145,85 @@ impl CompiledTrees {
         if ensemble.trees.is_empty() {
             return Err(invalid("has no trees".into()));
         }
-        let mut nodes = Vec::new();
+        let mut nodes: Vec<CompiledNode> = Vec::new();
         let mut roots = Vec::with_capacity(ensemble.trees.len());
         let mut bias = ensemble.base_score;
+        let mut depth = 0;
         for (t, tree) in ensemble.trees.iter().enumerate() {
-            let Some(root) = tree.nodes.first() else {
-                return Err(invalid(format!("tree {t} has no nodes")));
-            };
-            bias += root.value;
-            let offset = nodes.len();
-            roots.push(index(offset)?);
-            for (i, node) in tree.nodes.iter().enumerate() {
-                let at = |what: &str| invalid(format!("tree {t}, node {i}: {what}"));
-                if !node.value.is_finite() {
-                    return Err(at("value is not finite"));
-                }
-                let compiled = match node.split {
-                    None => CompiledNode {
-                        threshold: 0.0,
-                        value: node.value,
-                        feature: LEAF,
-                        left: 0,
-                        right: 0,
-                    },
-                    Some(split) => {
-                        if split.feature >= FEATURE_COUNT {
-                            return Err(at(&format!(
-                                "feature {} is outside the schema's {FEATURE_COUNT}",
-                                split.feature
-                            )));
-                        }
-                        if split.threshold.is_nan() {
-                            return Err(at("threshold is not a number"));
-                        }
-                        for child in [split.left, split.right] {
-                            if child <= i || child >= tree.nodes.len() {
-                                return Err(at(&format!(
-                                    "child {child} must come after the node and within the \
-                                     tree's {} nodes",
-                                    tree.nodes.len()
-                                )));
-                            }
-                        }
-                        CompiledNode {
-                            threshold: split.threshold,
-                            value: node.value,
-                            feature: split.feature as u16,
-                            left: index(offset + split.left)?,
-                            right: index(offset + split.right)?,
-                        }
-                    }
+            check_tree(t, tree)?;
+            bias += tree.nodes[0].value;
+            roots.push(index(nodes.len())?);
+            // (position in the tree, position in `nodes`, depth), breadth first.
+            let root_at = nodes.len();
+            let mut queue = std::collections::VecDeque::from([(0usize, root_at, 0usize)]);
+            nodes.push(compiled_leaf(&tree.nodes[0], root_at)?);
+            while let Some((i, at, level)) = queue.pop_front() {
+                let Some(split) = tree.nodes[i].split else {
+                    depth = depth.max(level);
+                    continue;
                 };
-                nodes.push(compiled);
+                let left = nodes.len();
+                nodes[at].feature = split.feature as u16;
+                nodes[at].threshold = split.threshold;
+                nodes[at].left = index(left)?;
+                for (k, child) in [split.left, split.right].into_iter().enumerate() {
+                    nodes.push(compiled_leaf(&tree.nodes[child], left + k)?);
+                    queue.push_back((child, left + k, level + 1));
+                }
             }
         }
         Ok(CompiledTrees {
+            base_score: ensemble.base_score,
             bias,
             nodes: nodes.into_boxed_slice(),
             roots: roots.into_boxed_slice(),
+            depth,
         })
     }
 
     /// The log-odds for `features`, with the contribution of each feature:
-    /// the log-odds equals `bias` plus the sum of contributions.
+    /// the log-odds equals the bias (base score plus every root's value) plus
+    /// the sum of contributions.
     pub fn predict(&self, features: &FeatureVector) -> (f64, [f64; FEATURE_COUNT]) {
         let values = features.values();
         let mut contributions = [0.0; FEATURE_COUNT];
-        let mut logit = self.bias;
+        let mut logit = self.base_score;
         for &root in &*self.roots {
-            let mut node = self.nodes[root as usize];
-            while node.feature != LEAF {
+            let mut at = root as usize;
+            for _ in 0..self.depth {
+                let node = &self.nodes[at];
                 let f = usize::from(node.feature);
-                let next = if values[f] < node.threshold {
-                    node.left
-                } else {
-                    node.right
-                };
-                let child = self.nodes[next as usize];
-                contributions[f] += child.value - node.value;
-                logit += child.value - node.value;
-                node = child;
+                // NaN compares false and goes right, like any value ≥ threshold.
+                let goes_left = values[f] < node.threshold;
+                let next = node.left.wrapping_add(u32::from(!goes_left)) as usize;
+                contributions[f] += self.nodes[next].value - node.value;
+                at = next;
             }
+            logit += self.nodes[at].value;
         }
         (logit, contributions)
+    }
+
+    /// The log-odds that contributions are measured from.
+    pub fn bias(&self) -> f64 {
+        self.bias
     }
 
     /// Number of trees.
     pub fn tree_count(&self) -> usize {
         self.roots.len()
     }
+}
+
+/// A node at `at` as a leaf that leads to itself; a split node gets its split
+/// when its children are placed.
+fn compiled_leaf(node: &Node, at: usize) -> Result<CompiledNode, ModelError> {
+    Ok(CompiledNode {
+        threshold: f64::NEG_INFINITY,
+        value: node.value,
+        feature: 0,
+        left: index(at)?.wrapping_sub(1),
+    })
 }
 
 fn index(i: usize) -> Result<u32, ModelError> {
@@ -244,9 +279,9 @@ mod tests {
         let (logit, contributions) = trees.predict(&FeatureVector::from_values(x));
         // Tree 1: 15 ≥ 10 → right (1.0). Tree 2: 0.7 ≥ 0.5 → right, 15 < 20 → left (−0.3).
         assert!((logit - (-0.5 + 1.0 - 0.3)).abs() < 1e-12, "{logit}");
-        let bias = -0.5 + 0.1 + 0.0;
+        assert_eq!(trees.bias(), -0.5 + 0.1 + 0.0);
         let total: f64 = contributions.iter().sum();
-        assert!((bias + total - logit).abs() < 1e-12);
+        assert!((trees.bias() + total - logit).abs() < 1e-12);
         assert!((contributions[0] - ((1.0 - 0.1) + (-0.3 + 0.1))).abs() < 1e-12);
         assert!((contributions[3] - (-0.1)).abs() < 1e-12);
     }
@@ -263,7 +298,7 @@ mod tests {
     #[test]
     fn malformed_trees_are_refused_with_the_place_named() {
         type Breakage = fn(&mut TreeEnsemble);
-        let cases: [(Breakage, &str); 5] = [
+        let cases: [(Breakage, &str); 6] = [
             (
                 |e| e.trees[0].nodes[0].split.as_mut().unwrap().left = 0,
                 "tree 0, node 0: child 0 must come after the node",
@@ -279,6 +314,10 @@ mod tests {
             (
                 |e| e.trees[0].nodes[1].value = f64::NAN,
                 "value is not finite",
+            ),
+            (
+                |e| e.trees[1].nodes[0].split.as_mut().unwrap().right = 3,
+                "tree 1, node 2: child 3 already has a parent",
             ),
             (|e| e.trees.clear(), "has no trees"),
         ];
