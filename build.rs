@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         PathBuf::from("proto/mora/v1/common.proto"),
         PathBuf::from("proto/mora/v1/events.proto"),
         PathBuf::from("proto/mora/v1/scoring.proto"),
+        PathBuf::from("proto/mora/v1/models.proto"),
     ];
     let descriptor_path = out_dir.join("mora_descriptor.bin");
     tonic_prost_build::configure()

@@ -174,7 +174,7 @@ fn benches(c: &mut Criterion) {
         store.apply(&e).unwrap();
     }
     let registry = ModelRegistry::empty();
-    registry.set_payment(model);
+    registry.set_payment(Arc::new(model));
     let scorer = Scorer::new(store, Arc::new(registry), ScoringConfig::default());
     c.bench_function("scoring/score_known", |b| {
         b.iter(|| scorer.score(black_box("bench-debtor"), as_of))

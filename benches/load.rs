@@ -137,10 +137,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let data = tempfile::tempdir().expect("a temporary data directory");
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
         models_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+        data_dir: data.path().to_owned(),
         ..Config::default()
     };
     let server = server_runtime

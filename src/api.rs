@@ -8,6 +8,7 @@ pub mod convert;
 pub mod error;
 pub mod event_file;
 pub mod ingest;
+pub mod models;
 pub mod scoring;
 
 pub use error::ApiError;

@@ -25,14 +25,31 @@ pub struct Config {
     pub metrics_listen: SocketAddr,
     /// Directory holding the model files to load at start.
     pub models_dir: PathBuf,
-    /// Directory for durable state (reserved: this version keeps state in
-    /// memory only).
+    /// Directory for durable state: the model repository (`models/`). Debtor
+    /// state is kept in memory only.
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     /// Longest wait, on shutdown, for requests and connections to finish.
     pub shutdown_grace_secs: u64,
     pub ingest: IngestConfig,
     pub scoring: ScoringConfig,
+    pub models: ModelsConfig,
+}
+
+/// Model lifecycle settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Largest model file `Models.Upload` accepts, in bytes.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            max_upload_bytes: 64 << 20,
+        }
+    }
 }
 
 impl Default for Config {
@@ -46,6 +63,7 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             ingest: IngestConfig::default(),
             scoring: ScoringConfig::default(),
+            models: ModelsConfig::default(),
         }
     }
 }
@@ -161,6 +179,15 @@ impl Config {
                     scoring.low_risk_min_p_pay, scoring.high_risk_max_p_pay
                 ),
             );
+        }
+        if !(0.0..=1.0).contains(&scoring.shadow_fraction) {
+            return invalid(
+                "scoring.shadow_fraction",
+                format!("must be within [0, 1], got {}", scoring.shadow_fraction),
+            );
+        }
+        if self.models.max_upload_bytes == 0 {
+            return invalid("models.max_upload_bytes", "must be at least 1".into());
         }
         if scoring.max_batch_debtors == 0 {
             return invalid("scoring.max_batch_debtors", "must be at least 1".into());

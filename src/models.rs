@@ -9,6 +9,7 @@
 pub mod file;
 pub mod payment;
 pub mod registry;
+pub mod repository;
 pub mod trees;
 
 use std::path::PathBuf;
@@ -42,11 +43,4 @@ pub enum ModelError {
     },
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
-    #[error("two {kind} models in {dir}: {first} and {second}; keep one")]
-    Duplicate {
-        kind: &'static str,
-        dir: PathBuf,
-        first: String,
-        second: String,
-    },
 }

@@ -27,6 +27,9 @@ pub struct ScoringConfig {
     pub low_risk_min_p_pay: f64,
     /// A debtor with `p_pay` below this is high risk; in between, medium.
     pub high_risk_max_p_pay: f64,
+    /// Share of scored debtors that a shadow model, when one is set, also
+    /// scores for comparison (0 to 1).
+    pub shadow_fraction: f64,
 }
 
 impl Default for ScoringConfig {
@@ -35,6 +38,7 @@ impl Default for ScoringConfig {
             max_batch_debtors: 100_000,
             low_risk_min_p_pay: 0.6,
             high_risk_max_p_pay: 0.3,
+            shadow_fraction: 0.1,
         }
     }
 }
@@ -133,6 +137,28 @@ impl Scorer {
         }
     }
 
+    /// Scores `features` with the shadow model, if one is set, on a share of
+    /// calls, and records how far it is from the active model's `p_pay`. The
+    /// shadow's answer goes nowhere else.
+    fn compare_with_shadow(&self, features: &FeatureVector, p_pay: f64) {
+        if self.config.shadow_fraction <= 0.0 {
+            return;
+        }
+        let Some(shadow) = self.models.payment_shadow() else {
+            return;
+        };
+        if rand::random::<f64>() >= self.config.shadow_fraction {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let shadow_p_pay = shadow.predict(features).p_pay;
+        crate::telemetry::record_shadow(
+            "payment",
+            (shadow_p_pay - p_pay).abs(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
+
     /// Scores one debtor at `as_of`.
     pub fn score(&self, debtor_id: &str, as_of: UnixTime) -> Result<Score, ScoringError> {
         let model = self.models.payment().ok_or(ScoringError::NoPaymentModel)?;
@@ -157,6 +183,7 @@ impl Scorer {
         };
 
         let prediction = model.predict(&features);
+        self.compare_with_shadow(&features, prediction.p_pay);
         score.p_pay = prediction.p_pay;
         score.risk_segment = self.config.segment(prediction.p_pay);
         score.reasons = top_reasons(&features, &prediction.contributions);

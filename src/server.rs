@@ -1,5 +1,6 @@
-//! Assembles a running mora server: state, models, the gRPC services (with
-//! health and reflection) and the Prometheus endpoint, all stopped together.
+//! Assembles a running mora server: state, the model repository, the gRPC
+//! services (with health and reflection) and the Prometheus endpoint, all
+//! stopped together.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,10 +19,14 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
 use crate::api::ingest::IngestService;
-use crate::api::proto::{self, ingest_server::IngestServer, scoring_server::ScoringServer};
+use crate::api::models::ModelsService;
+use crate::api::proto::{
+    self, ingest_server::IngestServer, models_server::ModelsServer, scoring_server::ScoringServer,
+};
 use crate::api::scoring::ScoringService;
 use crate::config::Config;
 use crate::models::ModelRegistry;
+use crate::models::repository::ModelRepository;
 use crate::scoring::Scorer;
 use crate::state::Store;
 use crate::telemetry;
@@ -61,36 +66,21 @@ impl RunningServer {
     }
 }
 
-/// Loads the models in `dir`. A directory without models leaves the server
-/// up but not serving scores; a broken model file is an error.
-fn load_models(dir: &std::path::Path) -> anyhow::Result<ModelRegistry> {
-    if !dir.is_dir() {
-        tracing::warn!(models_dir = %dir.display(), "Models directory not found; scores unavailable");
-        return Ok(ModelRegistry::empty());
-    }
-    let registry = ModelRegistry::load_dir(dir)
-        .with_context(|| format!("loading models from {}", dir.display()))?;
-    match registry.payment() {
-        Some(model) => {
-            telemetry::record_model_loaded("payment", model.version());
-            tracing::info!(
-                kind = "payment",
-                version = model.version(),
-                "Model activated"
-            );
-        }
-        None => {
-            tracing::warn!(models_dir = %dir.display(), "No payment model found; scores unavailable")
-        }
-    }
-    Ok(registry)
-}
-
 /// Starts a server with `config` and returns once both ports are bound.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let prometheus = telemetry::prometheus();
     let store = Arc::new(Store::new());
-    let models = Arc::new(load_models(&config.models_dir)?);
+    let models = Arc::new(ModelRegistry::empty());
+    let repository_dir = config.data_dir.join("models");
+    let repository = Arc::new(
+        ModelRepository::open(
+            &repository_dir,
+            &config.models_dir,
+            models.clone(),
+            config.models.max_upload_bytes,
+        )
+        .with_context(|| format!("opening the model repository {}", repository_dir.display()))?,
+    );
     let is_ready = models.is_ready();
 
     let grpc_listener = TcpListener::bind(config.listen)
@@ -122,6 +112,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .context("building the reflection service")?;
 
     let ingest = IngestService::new(store.clone(), config.ingest.clone());
+    let lifecycle = ModelsService::new(repository, models.clone(), health.clone());
     let scoring = ScoringService::new(
         Scorer::new(store, models, config.scoring.clone()),
         config.ingest.limits(),
@@ -134,6 +125,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .add_service(reflection)
             .add_service(IngestServer::new(ingest))
             .add_service(ScoringServer::new(scoring))
+            .add_service(ModelsServer::new(lifecycle))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(grpc_listener),
                 until(stopped.clone()),
@@ -179,7 +171,10 @@ async fn serve_metrics(
             if request.uri().path() == "/metrics" {
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
-                    .body(Full::new(Bytes::from(prometheus.render())))
+                    .body(Full::new(Bytes::from({
+                        telemetry::refresh_model_age();
+                        prometheus.render()
+                    })))
             } else {
                 Response::builder()
                     .status(StatusCode::NOT_FOUND)

@@ -29,8 +29,17 @@ pub const RPC_DURATION: &str = "mora_rpc_duration_seconds";
 pub const RPC_REQUESTS: &str = "mora_rpc_requests_total";
 /// Debtors held in state.
 pub const DEBTORS: &str = "mora_debtors";
-/// 1 for each loaded model, by `kind` and `version`.
+/// 1 for each model serving in a `role` (active, shadow), by `kind`,
+/// `version` and `role`; 0 once it no longer does.
 pub const MODEL_INFO: &str = "mora_model_info";
+/// Model uploads, by `kind` and `outcome` (accepted or the failed check).
+pub const MODEL_UPLOADS: &str = "mora_model_uploads_total";
+/// Time since the model serving in `role` was trained, by `kind`.
+pub const MODEL_AGE: &str = "mora_model_age_seconds";
+/// |shadow − active| probability on the requests scored by both, by `kind`.
+pub const SHADOW_DIFFERENCE: &str = "mora_shadow_abs_difference";
+/// Time the shadow model took to predict, by `kind`.
+pub const SHADOW_PREDICT_DURATION: &str = "mora_shadow_predict_seconds";
 
 /// The RPCs mora serves, as a closed set of label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +49,10 @@ pub enum Method {
     Score,
     ScoreBatch,
     GetFeatures,
+    ModelsUpload,
+    ModelsList,
+    ModelsActivate,
+    ModelsRollback,
 }
 
 impl Method {
@@ -50,6 +63,10 @@ impl Method {
             Method::Score => "score",
             Method::ScoreBatch => "score_batch",
             Method::GetFeatures => "get_features",
+            Method::ModelsUpload => "models_upload",
+            Method::ModelsList => "models_list",
+            Method::ModelsActivate => "models_activate",
+            Method::ModelsRollback => "models_rollback",
         }
     }
 }
@@ -121,9 +138,49 @@ impl BatchTally {
     }
 }
 
-/// Marks a model as loaded in `mora_model_info`.
-pub fn record_model_loaded(kind: &'static str, version: &str) {
-    gauge!(MODEL_INFO, "kind" => kind, "version" => version.to_owned()).set(1.0);
+/// Creation times of the models serving now, by kind and role, for
+/// [`refresh_model_age`].
+static MODEL_CREATED: std::sync::Mutex<Vec<(&'static str, &'static str, i64)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Marks `version` as serving `kind` in `role` (`active` or `shadow`).
+pub fn record_model_role(kind: &'static str, version: &str, role: &'static str, created_at: i64) {
+    gauge!(MODEL_INFO, "kind" => kind, "version" => version.to_owned(), "role" => role).set(1.0);
+    let mut created = MODEL_CREATED.lock().unwrap_or_else(|e| e.into_inner());
+    created.retain(|(k, r, _)| (*k, *r) != (kind, role));
+    created.push((kind, role, created_at));
+    drop(created);
+    refresh_model_age();
+}
+
+/// Marks `version` as no longer serving `kind` in `role`.
+pub fn clear_model_role(kind: &'static str, version: &str, role: &'static str) {
+    gauge!(MODEL_INFO, "kind" => kind, "version" => version.to_owned(), "role" => role).set(0.0);
+    if role == "shadow" {
+        let mut created = MODEL_CREATED.lock().unwrap_or_else(|e| e.into_inner());
+        created.retain(|(k, r, _)| (*k, *r) != (kind, role));
+    }
+}
+
+/// Counts one model upload by its outcome.
+pub fn record_model_upload(kind: &'static str, outcome: &'static str) {
+    counter!(MODEL_UPLOADS, "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// Sets the age of every serving model from the current time; called before
+/// each scrape.
+pub fn refresh_model_age() {
+    let now = chrono::Utc::now().timestamp();
+    let created = MODEL_CREATED.lock().unwrap_or_else(|e| e.into_inner());
+    for (kind, role, at) in created.iter() {
+        gauge!(MODEL_AGE, "kind" => *kind, "role" => *role).set((now - at) as f64);
+    }
+}
+
+/// Records one shadow prediction beside the active one.
+pub fn record_shadow(kind: &'static str, abs_difference: f64, seconds: f64) {
+    histogram!(SHADOW_DIFFERENCE, "kind" => kind).record(abs_difference);
+    histogram!(SHADOW_PREDICT_DURATION, "kind" => kind).record(seconds);
 }
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
@@ -143,6 +200,12 @@ pub fn prometheus() -> &'static PrometheusHandle {
                 b.set_buckets_for_metric(
                     Matcher::Full(INGEST_BATCH_EVENTS.into()),
                     &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(SHADOW_DIFFERENCE.into()),
+                    &[0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
                 )
             })
             .expect("bucket lists are non-empty")
@@ -191,7 +254,26 @@ fn describe() {
     describe_gauge!(
         MODEL_INFO,
         Unit::Count,
-        "1 for each loaded model, by kind and version."
+        "1 for each model serving in a role (active, shadow), by kind, version and role; 0 once replaced."
+    );
+    describe_counter!(
+        MODEL_UPLOADS,
+        Unit::Count,
+        "Model uploads, by kind and outcome (accepted, or the check that failed)."
+    );
+    describe_gauge!(
+        MODEL_AGE,
+        Unit::Seconds,
+        "Time since the model serving in a role was trained, by kind and role."
+    );
+    describe_histogram!(
+        SHADOW_DIFFERENCE,
+        "Absolute difference between the shadow and the active model's probability, by kind."
+    );
+    describe_histogram!(
+        SHADOW_PREDICT_DURATION,
+        Unit::Seconds,
+        "Time the shadow model took to predict, by kind."
     );
 }
 

@@ -88,6 +88,7 @@ async fn reflection_lists_every_service() {
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "mora.v1.Ingest",
+            "mora.v1.Models",
             "mora.v1.Scoring"
         ]
     );

@@ -81,10 +81,11 @@ async fn counters_match_the_events_sent() {
         .version;
     assert_eq!(
         value(&format!(
-            r#"mora_model_info{{kind="payment",version="{version}"}}"#
+            r#"mora_model_info{{kind="payment",version="{version}",role="active"}}"#
         )),
         1.0
     );
+    assert!(value(r#"mora_model_age_seconds{kind="payment",role="active"}"#) > 0.0);
     assert!(text.contains("# TYPE mora_rpc_duration_seconds histogram"));
     server.shutdown().await.unwrap();
 }

@@ -11,12 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn a_silent_client_cannot_hold_the_server_open() {
+    let data = tempfile::tempdir().unwrap();
     let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics_listen: "127.0.0.1:0".parse().unwrap(),
-        models_dir: shipped_models(),
         shutdown_grace_secs: 1,
-        ..Config::default()
+        ..common::config(&shipped_models(), data.path())
     };
     let server = mora::server::start(config).await.unwrap();
 

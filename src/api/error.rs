@@ -5,7 +5,9 @@
 
 use tonic::{Code, Status};
 
+use crate::models::repository::LifecycleError;
 use crate::scoring::ScoringError;
+use crate::telemetry::RpcTimer;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +24,9 @@ pub enum ApiError {
     },
     #[error(transparent)]
     Scoring(#[from] ScoringError),
+    /// A model upload, activation or rollback refused, naming the check.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
     /// A bug or a failed task; the detail goes to the log, not the client.
     #[error("internal error")]
     Internal { detail: String },
@@ -52,17 +57,48 @@ impl ApiError {
                 ScoringError::NoPaymentModel => Code::Unavailable,
                 ScoringError::TooManyDebtors { .. } => Code::InvalidArgument,
             },
+            ApiError::Lifecycle(error) => match error {
+                LifecycleError::Header(_)
+                | LifecycleError::Parse(_)
+                | LifecycleError::Canary(_) => Code::InvalidArgument,
+                LifecycleError::Size { .. } => Code::ResourceExhausted,
+                LifecycleError::Checksum { .. } => Code::DataLoss,
+                LifecycleError::Schema { .. } | LifecycleError::NoPrevious { .. } => {
+                    Code::FailedPrecondition
+                }
+                LifecycleError::Exists { .. } => Code::AlreadyExists,
+                LifecycleError::UnknownVersion { .. } => Code::NotFound,
+                LifecycleError::Storage(_) => Code::Internal,
+            },
         }
     }
 }
 
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
-        if let ApiError::Internal { detail } = &error {
-            tracing::error!(detail = %detail, "Internal error");
+        match &error {
+            ApiError::Internal { detail } => tracing::error!(detail = %detail, "Internal error"),
+            ApiError::Lifecycle(LifecycleError::Storage(detail)) => {
+                tracing::error!(detail = %detail, "Model repository write failed")
+            }
+            _ => {}
         }
         Status::new(error.code(), error.to_string())
     }
+}
+
+/// Times a handler's body (by `timer`) and maps its error to a status.
+pub fn finish<T>(
+    timer: RpcTimer,
+    result: Result<T, ApiError>,
+) -> Result<tonic::Response<T>, Status> {
+    let result = result.map_err(Status::from);
+    timer.finish(
+        result
+            .as_ref()
+            .map_or_else(|s| code_label(s.code()), |_| "ok"),
+    );
+    result.map(tonic::Response::new)
 }
 
 /// The snake_case name of a gRPC code, for metric labels.

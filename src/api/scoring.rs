@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::error::{ApiError, code_label};
+use super::error::{ApiError, finish};
 use super::proto::{
     FeatureVector, GetFeaturesRequest, PingRequest, PingResponse, ScoreBatchRequest,
     ScoreBatchResponse, ScoreRequest, ScoreResponse, scoring_server::Scoring,
@@ -38,17 +38,6 @@ fn as_of(at: Option<pbjson_types::Timestamp>) -> Result<UnixTime, ApiError> {
         Ok(None) => Ok(UnixTime::now()),
         Err(e) => Err(ApiError::field(e.field, e.reason)),
     }
-}
-
-/// Times a handler's body and maps its error to a status.
-fn finish<T>(timer: RpcTimer, result: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    let result = result.map_err(Status::from);
-    timer.finish(
-        result
-            .as_ref()
-            .map_or_else(|s| code_label(s.code()), |_| "ok"),
-    );
-    result.map(Response::new)
 }
 
 #[tonic::async_trait]

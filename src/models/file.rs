@@ -18,7 +18,7 @@ use crate::features;
 pub const FORMAT_VERSION: u32 = 2;
 
 /// Which question a model answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     /// Probability that a debtor pays within the horizon.
@@ -26,11 +26,19 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
+    /// Every kind.
+    pub const ALL: [ModelKind; 1] = [ModelKind::Payment];
+
     /// The kind's name, for labels and messages.
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::Payment => "payment",
         }
+    }
+
+    /// The kind called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<ModelKind> {
+        ModelKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 

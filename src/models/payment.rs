@@ -134,6 +134,37 @@ impl PaymentModel {
         }
     }
 
+    /// Scores a fixed set of feature vectors (all zeros, ordinary values,
+    /// and extremes of both signs) and checks that every probability is
+    /// finite and within [0, 1] and every contribution finite: a model that
+    /// would answer garbage is refused before it is served.
+    pub fn check_canary(&self) -> Result<(), String> {
+        let vectors: [[f64; FEATURE_COUNT]; 6] = [
+            [0.0; FEATURE_COUNT],
+            [1.0; FEATURE_COUNT],
+            std::array::from_fn(|i| (i % 7) as f64 * 3.5),
+            std::array::from_fn(|i| if i % 2 == 0 { 365.0 } else { 0.0 }),
+            [1e12; FEATURE_COUNT],
+            [-1e12; FEATURE_COUNT],
+        ];
+        for (n, values) in vectors.iter().enumerate() {
+            let prediction = self.predict(&FeatureVector::from_values(*values));
+            if !(0.0..=1.0).contains(&prediction.p_pay) {
+                return Err(format!(
+                    "canary vector {n} scored {}, not a probability",
+                    prediction.p_pay
+                ));
+            }
+            if let Some(i) = prediction.contributions.iter().position(|c| !c.is_finite()) {
+                return Err(format!(
+                    "canary vector {n} gave a non-finite contribution for feature {}",
+                    crate::features::FEATURE_NAMES[i]
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The model's version string.
     pub fn version(&self) -> &str {
         &self.file.version

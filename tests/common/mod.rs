@@ -21,15 +21,55 @@ pub fn shipped_models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
-/// Starts a server on ephemeral loopback ports with the models in `models_dir`.
-pub async fn start(models_dir: &Path) -> RunningServer {
-    let config = Config {
+/// A server for one test, with its own data directory, removed when the
+/// server is dropped or shut down.
+pub struct TestServer {
+    server: RunningServer,
+    data: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = RunningServer;
+    fn deref(&self) -> &RunningServer {
+        &self.server
+    }
+}
+
+impl TestServer {
+    /// Stops the server and removes its data directory.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let TestServer { server, data } = self;
+        let result = server.shutdown().await;
+        drop(data);
+        result
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+}
+
+/// A configuration with ephemeral loopback ports, the models in `models_dir`
+/// and `data_dir` for durable state.
+pub fn config(models_dir: &Path, data_dir: &Path) -> Config {
+    Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
         models_dir: models_dir.to_owned(),
+        data_dir: data_dir.to_owned(),
         ..Config::default()
-    };
-    mora::server::start(config).await.expect("server starts")
+    }
+}
+
+/// Starts a server on ephemeral loopback ports with the models in
+/// `models_dir` and a fresh data directory.
+pub async fn start(models_dir: &Path) -> TestServer {
+    let data = tempfile::tempdir().expect("a temporary data directory");
+    let server = mora::server::start(config(models_dir, data.path()))
+        .await
+        .expect("server starts");
+    TestServer { server, data }
 }
 
 /// A channel to the server's gRPC port.
