@@ -10,6 +10,8 @@
 // implementation only forwards to the system allocator.
 #![allow(unsafe_code)]
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -90,13 +92,7 @@ fn typical(debtor: usize) -> Vec<Event> {
 
 /// Resident set size of this process, in bytes.
 fn resident_bytes() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0
+    common::resident_bytes() as f64
 }
 
 /// What loading one portfolio cost.

@@ -4,6 +4,7 @@
 //! This is the only module that sees protobuf or tonic types. Handlers read as
 //! validate → convert → delegate → map, and log per request at debug level only.
 
+pub mod client;
 pub mod convert;
 pub mod error;
 pub mod event_file;

@@ -23,7 +23,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Address of the Prometheus endpoint (`/metrics`).
     pub metrics_listen: SocketAddr,
-    /// Directory holding the model files to load at start.
+    /// Directory holding the shipped model files, imported into the model
+    /// repository at start and served when no uploaded version is active.
     pub models_dir: PathBuf,
     /// Directory for durable state: the model repository (`models/`). Debtor
     /// state is kept in memory only.

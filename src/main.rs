@@ -10,10 +10,12 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use mora::api::client::{self, ModelsAction as Action};
 use mora::api::event_file::{self, EventWriter};
 use mora::config::{Config, Overrides};
 use mora::events::{Event, EventLimits};
 use mora::models::file::{LabelDefinition, SplitRecord};
+use mora::models::repository::Role;
 use mora::sim::SimConfig;
 use mora::telemetry::{self, LogFormat};
 use mora::train::{self, Algorithm, BoostConfig, TrainConfig};
@@ -35,6 +37,68 @@ enum Command {
     /// Train a model from event files or a simulated portfolio and write its
     /// model file.
     Train(TrainArgs),
+    /// Upload a model file to a running server (validated there before it is
+    /// stored).
+    Upload(UploadArgs),
+    /// List, activate or roll back the models stored on a running server.
+    Models(ModelsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServerArg {
+    /// The server's gRPC address.
+    #[arg(
+        long,
+        global = true,
+        env = "MORA_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct UploadArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// Make the version active once it is accepted.
+    #[arg(long, conflicts_with = "shadow")]
+    activate: bool,
+    /// Make the version the shadow model once it is accepted: scored beside
+    /// the active one, never answered with.
+    #[arg(long)]
+    shadow: bool,
+    /// The model file, as `mora train` wrote it.
+    file: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct ModelsArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    #[command(subcommand)]
+    action: ModelsAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsAction {
+    /// The stored versions, newest upload first.
+    List {
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Make a stored version the active one of its kind.
+    Activate {
+        kind: String,
+        version: String,
+        /// Make it the shadow model instead.
+        #[arg(long)]
+        shadow: bool,
+    },
+    /// Make the previously active version active again.
+    Rollback { kind: String },
+    /// Stop scoring a shadow model beside the active one.
+    ClearShadow { kind: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,6 +208,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Simulate(args) => simulate(args),
         Command::Train(args) => train(args),
+        Command::Upload(args) => block_on(upload(args)),
+        Command::Models(args) => block_on(models(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,6 +242,46 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("Shutting down");
         server.shutdown().await
     })
+}
+
+fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+async fn upload(args: UploadArgs) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let role = match (args.activate, args.shadow) {
+        (true, _) => Some(Role::Active),
+        (_, true) => Some(Role::Shadow),
+        _ => None,
+    };
+    let described = client::upload(&args.server.server, &bytes, role)
+        .await
+        .with_context(|| format!("uploading {}", args.file.display()))?;
+    print!("{described}");
+    Ok(())
+}
+
+async fn models(args: ModelsArgs) -> anyhow::Result<()> {
+    let action = match args.action {
+        ModelsAction::List { kind } => Action::List { kind },
+        ModelsAction::Activate {
+            kind,
+            version,
+            shadow,
+        } => Action::Activate {
+            kind,
+            version,
+            role: if shadow { Role::Shadow } else { Role::Active },
+        },
+        ModelsAction::Rollback { kind } => Action::Rollback { kind },
+        ModelsAction::ClearShadow { kind } => Action::ClearShadow { kind },
+    };
+    print!("{}", client::manage(&args.server.server, action).await?);
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

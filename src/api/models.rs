@@ -102,11 +102,8 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|error| Err(ApiError::internal(error)))
 }
 
-/// Reads an upload stream: the header, then at most `limit` bytes of data.
-async fn receive(
-    stream: &mut Streaming<ModelChunk>,
-    limit: usize,
-) -> Result<(UploadHeader, Vec<u8>), ApiError> {
+/// Reads the header that opens an upload stream.
+async fn receive_header(stream: &mut Streaming<ModelChunk>) -> Result<UploadHeader, ApiError> {
     let first = stream
         .message()
         .await
@@ -130,6 +127,19 @@ async fn receive(
         (false, true) => Some(Role::Shadow),
         (false, false) => None,
     };
+    Ok(UploadHeader {
+        kind,
+        version: header.version,
+        sha256: header.sha256.to_ascii_lowercase(),
+        role,
+    })
+}
+
+/// Reads the rest of an upload stream: at most `limit` bytes of data.
+async fn receive_data(
+    stream: &mut Streaming<ModelChunk>,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = stream
         .message()
@@ -149,13 +159,16 @@ async fn receive(
             None => {}
         }
     }
-    let header = UploadHeader {
-        kind,
-        version: header.version,
-        sha256: header.sha256.to_ascii_lowercase(),
-        role,
+    Ok(bytes)
+}
+
+/// Counts an upload refused before the repository saw it.
+fn record_refused(kind: &'static str, error: &ApiError) {
+    let check = match error {
+        ApiError::Lifecycle(e) => e.check(),
+        _ => "header",
     };
-    Ok((header, bytes))
+    crate::telemetry::record_model_upload(kind, check);
 }
 
 #[tonic::async_trait]
@@ -168,19 +181,16 @@ impl Models for ModelsService {
         let by = caller(&request);
         let mut stream = request.into_inner();
         let repository = self.repository.clone();
-        let result = match receive(&mut stream, repository.max_upload_bytes()).await {
-            Ok((header, bytes)) => {
-                blocking(move || Ok(to_proto(repository.upload(&header, &bytes, &by)?))).await
-            }
-            Err(error) => {
-                let check = match &error {
-                    ApiError::Lifecycle(e) => e.check(),
-                    _ => "header",
-                };
-                crate::telemetry::record_model_upload("unknown", check);
-                Err(error)
-            }
-        };
+        let result = async {
+            let header = receive_header(&mut stream)
+                .await
+                .inspect_err(|e| record_refused("unknown", e))?;
+            let bytes = receive_data(&mut stream, repository.max_upload_bytes())
+                .await
+                .inspect_err(|e| record_refused(header.kind.as_str(), e))?;
+            blocking(move || Ok(to_proto(repository.upload(&header, &bytes, &by)?))).await
+        }
+        .await;
         self.report_health().await;
         finish(timer, result)
     }

@@ -1,0 +1,172 @@
+//! Shared by the load benchmarks: settings from the environment, a real
+//! server on its own runtime, a closed-loop driver, and percentiles.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mora::api::convert::event_to_proto;
+use mora::api::proto::{EventBatch, ingest_client::IngestClient};
+use mora::config::Config;
+use mora::server::RunningServer;
+use mora::sim::{self, SimConfig};
+use tokio::runtime::{Builder, Runtime};
+use tonic::transport::Channel;
+
+pub fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Latency percentiles of one kind of request.
+pub struct Latencies(pub Vec<Duration>);
+
+impl Latencies {
+    pub fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable();
+        let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        sorted[rank]
+    }
+}
+
+pub fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Runs `call` from `concurrency` tasks in a closed loop for `duration`, and
+/// returns every request's latency.
+pub async fn closed_loop<F, Fut>(concurrency: usize, duration: Duration, call: F) -> Vec<Duration>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = task;
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    call(n).await;
+                    latencies.push(started.elapsed());
+                    n += concurrency;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("load task"));
+    }
+    all
+}
+
+pub async fn ingest(channel: Channel, debtors: usize, batch_events: usize) -> (usize, Duration) {
+    let portfolio = sim::portfolio(&SimConfig {
+        debtors,
+        ..SimConfig::default()
+    });
+    let events: Vec<_> = portfolio
+        .iter()
+        .flat_map(|d| d.events.iter().map(event_to_proto))
+        .collect();
+    let batches: Vec<EventBatch> = events
+        .chunks(batch_events)
+        .enumerate()
+        .map(|(i, chunk)| EventBatch {
+            batch_seq: i as u64,
+            events: chunk.to_vec(),
+        })
+        .collect();
+    let count = batches.len();
+
+    let started = Instant::now();
+    let mut client = IngestClient::new(channel).max_decoding_message_size(64 << 20);
+    let mut acks = client
+        .stream(tokio_stream::iter(batches))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut accepted = 0usize;
+    for _ in 0..count {
+        let ack = acks
+            .message()
+            .await
+            .expect("ack")
+            .expect("one ack per batch");
+        assert!(
+            ack.rejected.is_empty(),
+            "rejected: {:?}",
+            ack.rejected.first()
+        );
+        accepted += ack.accepted as usize;
+    }
+    (accepted, started.elapsed())
+}
+
+/// A server on its own one-thread runtime (about one of the two cores), with
+/// the shipped models and a temporary data directory.
+pub struct BenchServer {
+    pub runtime: Runtime,
+    pub server: RunningServer,
+    pub address: String,
+    _data: tempfile::TempDir,
+}
+
+impl BenchServer {
+    pub fn start() -> BenchServer {
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let data = tempfile::tempdir().expect("a temporary data directory");
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            metrics_listen: "127.0.0.1:0".parse().unwrap(),
+            models_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+            data_dir: data.path().to_owned(),
+            ..Config::default()
+        };
+        let server = runtime
+            .block_on(mora::server::start(config))
+            .expect("server starts");
+        let address = format!("http://{}", server.grpc_addr);
+        BenchServer {
+            runtime,
+            server,
+            address,
+            _data: data,
+        }
+    }
+
+    pub fn shutdown(self) {
+        let BenchServer {
+            runtime, server, ..
+        } = self;
+        runtime.block_on(server.shutdown()).unwrap();
+    }
+}
+
+/// The client's runtime: one thread, the other core.
+pub fn client_runtime() -> Runtime {
+    Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Resident memory of this process, in bytes.
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
