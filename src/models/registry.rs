@@ -54,3 +54,36 @@ impl ModelRegistry {
         self.payment.load().is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Weak;
+
+    use super::*;
+    use crate::models::ModelFile;
+
+    fn model(version: &str) -> Arc<PaymentModel> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/payment.json");
+        let mut file = ModelFile::read(&path).expect("the shipped model loads");
+        file.version = version.into();
+        Arc::new(PaymentModel::new(file).unwrap())
+    }
+
+    #[test]
+    fn a_request_keeps_its_model_and_a_replaced_model_is_freed() {
+        let registry = ModelRegistry::empty();
+        assert!(!registry.is_ready());
+        registry.set_payment(model("a"));
+        let in_flight = registry.payment().unwrap();
+        let a: Weak<PaymentModel> = Arc::downgrade(&in_flight);
+
+        registry.set_payment(model("b"));
+        assert_eq!(registry.payment().unwrap().version(), "b");
+        assert_eq!(in_flight.version(), "a", "a request finishes on its model");
+        assert!(a.upgrade().is_some());
+
+        drop(in_flight);
+        assert!(a.upgrade().is_none(), "the last request frees the old model");
+    }
+}
