@@ -194,6 +194,18 @@ struct TrainArgs {
     /// Depth limit of each boosted tree.
     #[arg(long, default_value_t = BoostConfig::default().max_depth)]
     max_depth: usize,
+    /// Smallest sum of hessians a leaf of a boosted tree may hold.
+    #[arg(long, default_value_t = BoostConfig::default().min_leaf_weight)]
+    min_leaf_weight: f32,
+    /// L2 penalty on the leaf values of boosted trees.
+    #[arg(long, default_value_t = BoostConfig::default().l2)]
+    leaf_l2: f32,
+    /// Share of training rows each boosted tree is grown on.
+    #[arg(long, default_value_t = BoostConfig::default().subsample)]
+    subsample: f32,
+    /// Share of features each boosted tree may split on.
+    #[arg(long, default_value_t = BoostConfig::default().colsample)]
+    colsample: f64,
     /// Version string written into the model file [default: derived from the input].
     #[arg(long)]
     version: Option<String>,
@@ -317,6 +329,18 @@ fn progress_bar(total: usize, unit: &str) -> ProgressBar {
     bar
 }
 
+/// A spinner on stderr for work without a known length, e.g. fitting.
+fn spinner(message: String) -> ProgressBar {
+    eprintln!("{message}…");
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} {spinner} {msg}") {
+        bar.set_style(style);
+    }
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let sim = SimConfig {
@@ -414,6 +438,10 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             trees: args.trees,
             learning_rate: args.learning_rate,
             max_depth: args.max_depth,
+            min_leaf_weight: args.min_leaf_weight,
+            l2: args.leaf_l2,
+            subsample: args.subsample,
+            colsample: args.colsample,
             ..BoostConfig::default()
         },
         ..TrainConfig::default()
@@ -426,21 +454,23 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         None => {
             let samples = train::decision_points(&mut events, config.points, progress);
             bar.finish_and_clear();
-            eprintln!("Fitting on {} decision points…", samples.len());
             let split =
                 train::split_by_time(&samples, config.test_fraction, config.points.horizon_days);
-            train::train_payment_model(&split, config.replayed_label(), &config)?
+            let fitting = spinner(format!("Fitting on {} decision points", samples.len()));
+            let trained = train::train_payment_model(&split, config.replayed_label(), &config);
+            fitting.finish_and_clear();
+            trained?
         }
         Some(path) => {
             let labels = train::labels::read_labels(path).map_err(anyhow::Error::msg)?;
             let (train_set, test_set) = train::labelled_points(&mut events, &labels, progress)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             bar.finish_and_clear();
-            eprintln!(
-                "Fitting on {} labelled decision points ({} held out)…",
+            let fitting = spinner(format!(
+                "Fitting on {} labelled decision points ({} held out)",
                 labels.len(),
                 test_set.len()
-            );
+            ));
             let split = train::Split {
                 train: train_set.iter().collect(),
                 test: test_set.iter().collect(),
@@ -452,7 +482,9 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
                 min_paid_share: None,
                 description: format!("paid as given per decision point in {}", path.display()),
             };
-            train::train_payment_model(&split, label, &config)?
+            let trained = train::train_payment_model(&split, label, &config);
+            fitting.finish_and_clear();
+            trained?
         }
     };
 

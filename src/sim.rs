@@ -107,4 +107,63 @@ mod tests {
         }
         assert_eq!(kinds.len(), 8, "every event kind appears: {kinds:?}");
     }
+
+    #[test]
+    fn reachability_peaks_at_the_best_hour_and_follows_the_weekend_factor() {
+        let debtor = debtor(&SimConfig::default(), 3);
+        let traits = &debtor.traits;
+        for channel in crate::events::Channel::ALL {
+            let best = traits.reach_probability(channel, traits.best_hour, false);
+            for hour in 0..24 {
+                let p = traits.reach_probability(channel, hour, false);
+                assert!(
+                    (0.0..=best).contains(&p),
+                    "{channel:?} at {hour}: {p} > {best}"
+                );
+            }
+            let weekend = traits.reach_probability(channel, traits.best_hour, true);
+            let expected = (best * traits.weekend_factor).min(0.95);
+            assert!(
+                (weekend - expected).abs() < 1e-12,
+                "{weekend} vs {expected}"
+            );
+        }
+        let call = crate::events::Channel::Call;
+        let far = (traits.best_hour + 12) % 24;
+        assert!(
+            traits.reach_probability(call, far, false)
+                < traits.reach_probability(call, traits.best_hour, false)
+        );
+    }
+
+    #[test]
+    fn payments_cluster_after_the_pay_day() {
+        let config = SimConfig {
+            debtors: 300,
+            ..SimConfig::default()
+        };
+        let (mut near, mut all) = (0usize, 0usize);
+        for d in portfolio(&config) {
+            let start = d
+                .events
+                .iter()
+                .find(|e| matches!(e.kind, crate::events::EventKind::InvoiceIssued { .. }))
+                .map(|e| e.occurred_at.0 - 3_600)
+                .unwrap();
+            for e in &d.events {
+                if let crate::events::EventKind::Payment { .. } = e.kind {
+                    let day = (e.occurred_at.0 - start).div_euclid(86_400);
+                    let after = (day - i64::from(d.traits.payday)).rem_euclid(30);
+                    near += usize::from(after < 3);
+                    all += 1;
+                }
+            }
+        }
+        // Uniform days would put 10 % of payments in the three days after it.
+        let share = near as f64 / all as f64;
+        assert!(
+            all > 500 && share > 0.3,
+            "{near} of {all} payments near the pay day"
+        );
+    }
 }

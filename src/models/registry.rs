@@ -84,6 +84,9 @@ mod tests {
         assert!(a.upgrade().is_some());
 
         drop(in_flight);
-        assert!(a.upgrade().is_none(), "the last request frees the old model");
+        assert!(
+            a.upgrade().is_none(),
+            "the last request frees the old model"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveTime, TimeZone};
+use chrono::{Datelike, NaiveTime, TimeZone};
 use rand::Rng;
 use rand_distr::{Beta, Distribution, Exp, LogNormal};
 
@@ -21,13 +21,46 @@ pub struct Traits {
     pub willingness: f64,
     /// 0..1: probability of keeping a promise once made.
     pub promise_keeping: f64,
+    /// Day of the 30-day billing cycle (0..30, the cycle starting at the
+    /// first invoice) on which the debtor's income arrives; payments cluster
+    /// in the days after it.
+    pub payday: u32,
+    /// 0..1: how strongly being reached moves the debtor to pay soon.
+    pub contact_response: f64,
     /// Per channel (call, SMS, WhatsApp, email), probability that an attempt
-    /// at their best hour reaches them.
+    /// at their best hour on a weekday reaches them.
     pub reachability: [f64; 4],
     /// Local hour at which they are easiest to reach.
     pub best_hour: u32,
+    /// Hours from the best hour at which reachability has fallen by about
+    /// 40 % on the most hour-sensitive channel.
+    pub hour_spread: f64,
+    /// Reachability on Saturdays and Sundays relative to weekdays.
+    pub weekend_factor: f64,
     #[serde(serialize_with = "timezone_name")]
     pub timezone: chrono_tz::Tz,
+}
+
+/// How much the hour of an attempt matters per channel: a call must find the
+/// debtor free; an email waits in the inbox.
+const HOUR_SENSITIVITY: [f64; 4] = [1.0, 0.6, 0.8, 0.3];
+
+/// The most any attempt reaches a debtor.
+const MAX_REACH: f64 = 0.95;
+
+impl Traits {
+    /// Probability that an attempt on `channel` at `local_hour` (0..24) of a
+    /// weekday or weekend day reaches the debtor: the ground truth that
+    /// contact recommendations are measured against.
+    pub fn reach_probability(&self, channel: Channel, local_hour: u32, is_weekend: bool) -> f64 {
+        let distance = f64::from((local_hour + 24 - self.best_hour) % 24);
+        let distance = distance.min(24.0 - distance);
+        let closeness = (-(distance * distance) / (2.0 * self.hour_spread.powi(2))).exp();
+        let sensitivity = HOUR_SENSITIVITY[channel.index()];
+        let by_hour = 1.0 - sensitivity + sensitivity * closeness;
+        let by_day = if is_weekend { self.weekend_factor } else { 1.0 };
+        (self.reachability[channel.index()] * by_hour * by_day).clamp(0.0, MAX_REACH)
+    }
 }
 
 fn timezone_name<S: serde::Serializer>(
@@ -111,8 +144,12 @@ pub(super) fn generate(config: &SimConfig, index: usize, rng: &mut impl Rng) -> 
         ability: beta(2.0, 2.0).sample(rng),
         willingness: beta(2.5, 2.0).sample(rng),
         promise_keeping: beta(2.0, 2.5).sample(rng),
+        payday: rng.gen_range(0..DAYS_PER_MONTH as u32),
+        contact_response: beta(2.0, 3.0).sample(rng),
         reachability: std::array::from_fn(|_| beta(1.5, 3.0).sample(rng)),
-        best_hour: rng.gen_range(8..20),
+        best_hour: rng.gen_range(8..21),
+        hour_spread: rng.gen_range(1.5..5.0),
+        weekend_factor: rng.gen_range(0.4..1.4),
         timezone: region.timezones[rng.gen_range(0..region.timezones.len())],
     };
     let debtor_id = format!("sim-{index:07}");
@@ -159,10 +196,18 @@ pub(super) fn generate(config: &SimConfig, index: usize, rng: &mut impl Rng) -> 
         if rng.gen_bool(p_pays) {
             let on_time = rng.gen_bool(traits.willingness.clamp(0.05, 0.95));
             let day = if on_time {
-                due_day - rng.gen_range(0..6)
+                // The last pay day before the due date, if the bill was out
+                // by then; else a few days before it is due.
+                let payday = next_payday(traits.payday, due_day - DAYS_PER_MONTH + 1);
+                if payday > issued_day && payday <= due_day {
+                    payday + rng.gen_range(0..3).min(due_day - payday)
+                } else {
+                    due_day - rng.gen_range(0..6)
+                }
             } else {
                 let mean_delay = 5.0 + 40.0 * (1.0 - traits.ability);
-                due_day + 1 + Exp::new(1.0 / mean_delay).expect("valid rate").sample(rng) as i64
+                let delay = Exp::new(1.0 / mean_delay).expect("valid rate").sample(rng) as i64;
+                next_payday(traits.payday, due_day + 1 + delay / 2) + rng.gen_range(0..3)
             };
             let share = if rng.gen_bool(traits.ability.clamp(0.1, 0.95)) {
                 1.0
@@ -226,26 +271,24 @@ pub(super) fn generate(config: &SimConfig, index: usize, rng: &mut impl Rng) -> 
             continue;
         }
         let channel = open[rng.gen_range(0..open.len())];
-        let hour = if rng.gen_bool(0.5) {
-            traits.best_hour
-        } else {
-            rng.gen_range(8..20)
-        };
-        let near_best = 1.0 - (f64::from(hour) - f64::from(traits.best_hour)).abs() / 12.0;
-        let p_reach = traits.reachability[channel.index()] * (0.5 + 0.5 * near_best);
-        let is_reached = rng.gen_bool(p_reach.clamp(0.0, 1.0));
-        let outcome = contact_outcome(channel, is_reached, rng);
-        // The attempt happens at `hour` local time on this day in the debtor's zone.
-        let local_date = traits
+        // The platform does not know the debtor's hours: any working hour.
+        let hour = rng.gen_range(8..20);
+        let minute = rng.gen_range(0..60);
+        let local = traits
             .timezone
             .timestamp_opt(day_start + 12 * 3_600, 0)
             .single()
-            .map(|t| t.date_naive());
-        let minute = rng.gen_range(0..60);
-        let local =
-            local_date.and_then(|d| Some(d.and_time(NaiveTime::from_hms_opt(hour, minute, 0)?)));
-        let at = local
-            .and_then(|l| traits.timezone.from_local_datetime(&l).earliest())
+            .map(|t| t.date_naive())
+            .and_then(|d| Some(d.and_time(NaiveTime::from_hms_opt(hour, minute, 0)?)));
+        let Some(local) = local else { continue };
+        let is_weekend = local.weekday().num_days_from_monday() >= 5;
+        let p_reach = traits.reach_probability(channel, hour, is_weekend);
+        let is_reached = rng.gen_bool(p_reach);
+        let outcome = contact_outcome(channel, is_reached, rng);
+        let at = traits
+            .timezone
+            .from_local_datetime(&local)
+            .earliest()
             .map_or(day_start + i64::from(hour) * 3_600, |t| t.timestamp());
         history.push(at, EventKind::Contact { channel, outcome });
 
@@ -276,8 +319,8 @@ pub(super) fn generate(config: &SimConfig, index: usize, rng: &mut impl Rng) -> 
                     });
                 }
             }
-        } else if rng.gen_bool((0.3 * traits.ability).clamp(0.0, 1.0)) {
-            let pay_day = day + rng.gen_range(1..15);
+        } else if rng.gen_bool((traits.contact_response * traits.ability).clamp(0.0, 1.0)) {
+            let pay_day = next_payday(traits.payday, day + 1).min(day + 10);
             plan.entry(pay_day).or_default().push(Planned {
                 minor: overdue / 2,
                 invoice: None,
@@ -305,6 +348,11 @@ pub(super) fn generate(config: &SimConfig, index: usize, rng: &mut impl Rng) -> 
         traits,
         events,
     }
+}
+
+/// The first day on or after `day` that is the debtor's pay day.
+fn next_payday(payday: u32, day: i64) -> i64 {
+    day + (i64::from(payday) - day).rem_euclid(DAYS_PER_MONTH)
 }
 
 fn contact_outcome(channel: Channel, is_reached: bool, rng: &mut impl Rng) -> ContactOutcome {

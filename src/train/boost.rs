@@ -33,6 +33,8 @@ pub struct BoostConfig {
     pub l2: f32,
     /// Share of rows each tree is grown on (1 = all).
     pub subsample: f32,
+    /// Share of features each tree may split on (1 = all).
+    pub colsample: f64,
     /// Seed of the row sampling, for reproducible models.
     pub seed: u64,
 }
@@ -48,6 +50,7 @@ impl Default for BoostConfig {
             min_leaf_weight: 10.0,
             l2: 1.0,
             subsample: 0.8,
+            colsample: 1.0,
             seed: 0,
         }
     }
@@ -107,6 +110,7 @@ fn fit(samples: &[&Sample], config: &BoostConfig) -> Result<GradientBooster, Tra
         .set_min_leaf_weight(config.min_leaf_weight)
         .set_l2(config.l2)
         .set_subsample(config.subsample)
+        .set_colsample_bytree(config.colsample)
         .set_sample_method(sampling)
         .set_seed(config.seed)
         .set_initialize_base_score(true)
