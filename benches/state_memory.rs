@@ -16,7 +16,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use mora::events::{
-    Channel, ContactOutcome, Event, EventKind, Money, Profile, UnixTime, validation,
+    Channel, ChannelSet, ContactOutcome, Event, EventKind, Money, Profile, UnixTime, validation,
 };
 use mora::sim::{self, SimConfig};
 use mora::state::Store;
@@ -53,8 +53,9 @@ fn typical(debtor: usize) -> Vec<Event> {
     };
     let debtor_id = format!("debtor-{debtor:08}");
     let mut kinds = vec![EventKind::Profile(Profile {
-        timezone: chrono_tz::America::New_York,
+        timezone: Some(chrono_tz::America::New_York),
         country: validation::country("c", "US").unwrap(),
+        authorised_channels: ChannelSet::ALL,
     })];
     for month in 0..3 {
         kinds.push(EventKind::InvoiceIssued {

@@ -43,6 +43,7 @@ fn history(now: i64) -> Vec<proto::Event> {
         let profile = proto::Profile {
             timezone: "America/New_York".into(),
             country: "US".into(),
+            authorised_channels: vec![proto::Channel::Call.into(), proto::Channel::Sms.into()],
         };
         events.push(event(
             &format!("{debtor}-profile"),

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, TimeZone, Utc};
 use mora::api::event_file::EventWriter;
-use mora::events::{Currency, Event, EventKind, Money, Profile, UnixTime, validation};
+use mora::events::{ChannelSet, Currency, Event, EventKind, Money, Profile, UnixTime, validation};
 use mora::train::labels::HEADER;
 
 /// The moment of every decision: after September's statement, before
@@ -232,8 +232,9 @@ fn run(csv: &Path, out: &Path) -> anyhow::Result<()> {
 
     let twd = validation::currency("currency", "TWD")?;
     let profile = Profile {
-        timezone: validation::timezone("timezone", "Asia/Taipei")?,
+        timezone: Some(validation::timezone("timezone", "Asia/Taipei")?),
         country: validation::country("country", "TW")?,
+        authorised_channels: ChannelSet::EMPTY,
     };
     let (year, month, day) = DECISION;
     let decision = Utc
@@ -303,8 +304,9 @@ mod tests {
     fn features_at_decision(holder: &Holder) -> mora::features::FeatureVector {
         let twd = validation::currency("c", "TWD").unwrap();
         let profile = Profile {
-            timezone: validation::timezone("t", "Asia/Taipei").unwrap(),
+            timezone: Some(validation::timezone("t", "Asia/Taipei").unwrap()),
             country: validation::country("c", "TW").unwrap(),
+            authorised_channels: ChannelSet::EMPTY,
         };
         let store = Store::new();
         let mut events = holder_events(holder, twd, profile);

@@ -94,7 +94,12 @@ impl Channel {
         self as usize
     }
 
-    /// Lower-case name, used in metric labels and logs.
+    /// The channel at `index` of [`Channel::ALL`].
+    pub fn from_index(index: usize) -> Option<Channel> {
+        Channel::ALL.get(index).copied()
+    }
+
+    /// Lower-case name, used in metric labels, logs and policy files.
     pub fn name(self) -> &'static str {
         match self {
             Channel::Call => "call",
@@ -102,6 +107,65 @@ impl Channel {
             Channel::WhatsApp => "whatsapp",
             Channel::Email => "email",
         }
+    }
+
+    /// The channel called `name` (as [`Channel::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// A set of channels, one bit per channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChannelSet(u8);
+
+impl ChannelSet {
+    /// No channel.
+    pub const EMPTY: ChannelSet = ChannelSet(0);
+    /// Every channel.
+    pub const ALL: ChannelSet = ChannelSet(0b1111);
+
+    /// This set with `channel` added.
+    pub fn with(self, channel: Channel) -> ChannelSet {
+        ChannelSet(self.0 | 1 << channel.index())
+    }
+
+    /// Whether `channel` is in the set.
+    pub fn contains(self, channel: Channel) -> bool {
+        self.0 & (1 << channel.index()) != 0
+    }
+
+    /// Every channel of both sets.
+    pub fn union(self, other: ChannelSet) -> ChannelSet {
+        ChannelSet(self.0 | other.0)
+    }
+
+    /// Whether every channel of `self` is in `other`.
+    pub fn is_subset(self, other: ChannelSet) -> bool {
+        self.0 & !other.0 == 0
+    }
+
+    /// Number of channels in the set.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The channels of the set, in [`Channel::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Channel> {
+        Channel::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+}
+
+impl FromIterator<Channel> for ChannelSet {
+    fn from_iter<I: IntoIterator<Item = Channel>>(channels: I) -> Self {
+        channels
+            .into_iter()
+            .fold(ChannelSet::EMPTY, ChannelSet::with)
     }
 }
 
@@ -122,6 +186,54 @@ pub enum ContactOutcome {
 }
 
 impl ContactOutcome {
+    /// Every outcome, in wire order.
+    pub const ALL: [ContactOutcome; 11] = [
+        ContactOutcome::Delivered,
+        ContactOutcome::Failed,
+        ContactOutcome::NoAnswer,
+        ContactOutcome::Busy,
+        ContactOutcome::Answered,
+        ContactOutcome::RightParty,
+        ContactOutcome::WrongNumber,
+        ContactOutcome::Opened,
+        ContactOutcome::Clicked,
+        ContactOutcome::Replied,
+        ContactOutcome::Bounced,
+    ];
+
+    /// Position of this outcome in [`ContactOutcome::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The outcome at `index` of [`ContactOutcome::ALL`].
+    pub fn from_index(index: usize) -> Option<ContactOutcome> {
+        ContactOutcome::ALL.get(index).copied()
+    }
+
+    /// Lower-case name, as policy and model files spell it.
+    pub fn name(self) -> &'static str {
+        use ContactOutcome::*;
+        match self {
+            Delivered => "delivered",
+            Failed => "failed",
+            NoAnswer => "no_answer",
+            Busy => "busy",
+            Answered => "answered",
+            RightParty => "right_party",
+            WrongNumber => "wrong_number",
+            Opened => "opened",
+            Clicked => "clicked",
+            Replied => "replied",
+            Bounced => "bounced",
+        }
+    }
+
+    /// The outcome called `name` (as [`ContactOutcome::name`] spells it).
+    pub fn from_name(name: &str) -> Option<ContactOutcome> {
+        ContactOutcome::ALL.into_iter().find(|o| o.name() == name)
+    }
+
     /// Whether this outcome means the debtor was reached on `channel`: a call
     /// that reached the right party; a message replied to or whose link was
     /// clicked; an email opened, clicked or replied to.
@@ -146,11 +258,16 @@ impl Country {
     }
 }
 
-/// Where a debtor lives.
+/// Where a debtor lives and how they agreed to be contacted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Profile {
-    pub timezone: chrono_tz::Tz,
+    /// `None` when the platform does not know it: contact rules then take
+    /// the most restrictive reading over the country's time zones.
+    pub timezone: Option<chrono_tz::Tz>,
     pub country: Country,
+    /// Channels the debtor authorised for collection contact (some
+    /// jurisdictions allow only these).
+    pub authorised_channels: ChannelSet,
 }
 
 /// One fact about one debtor.

@@ -5,6 +5,7 @@
 //! `event_id`. Writers lock one shard for the duration of one event; readers
 //! lock a shard for reading only while they compute one feature vector.
 
+pub mod contacts;
 pub mod debtor;
 pub mod decay;
 pub mod ledger;
@@ -126,6 +127,16 @@ mod tests {
                 .prop_map(|(channel, outcome)| EventKind::Contact { channel, outcome }),
             channel.prop_map(|channel| EventKind::OptOut { channel }),
             (1..500_000i64).prop_map(|amount| EventKind::CreditLimit { limit: usd(amount) }),
+            (any::<bool>(), any::<bool>(), 0..16u8).prop_map(|(has_zone, is_us, channels)| {
+                EventKind::Profile(crate::events::Profile {
+                    timezone: has_zone.then_some(chrono_tz::America::Bogota),
+                    country: validation::country("c", if is_us { "US" } else { "CO" }).unwrap(),
+                    authorised_channels: Channel::ALL
+                        .into_iter()
+                        .filter(|c| channels & (1 << c.index()) != 0)
+                        .collect(),
+                })
+            }),
         ]
     }
 
@@ -182,8 +193,12 @@ mod tests {
             }
             assert_same_features(&in_order, &out_of_order);
             for debtor in ["d-0", "d-1", "d-2"] {
-                let a = in_order.read(debtor, |d| (d.balances(UnixTime(T0 + 100 * DAY)), d.event_count()));
-                let b = out_of_order.read(debtor, |d| (d.balances(UnixTime(T0 + 100 * DAY)), d.event_count()));
+                let facts = |d: &DebtorState| {
+                    let balances = d.balances(UnixTime(T0 + 100 * DAY));
+                    (balances, d.event_count(), d.profile(), d.contact_log().clone(), d.opted_out())
+                };
+                let a = in_order.read(debtor, facts);
+                let b = out_of_order.read(debtor, facts);
                 prop_assert_eq!(a, b);
             }
         }

@@ -9,8 +9,8 @@ use pbjson_types::Timestamp;
 use super::proto;
 use crate::events::validation::{self, Sign};
 use crate::events::{
-    Channel, ContactOutcome, Event, EventError, EventKind, EventKindName, EventLimits, Money,
-    Profile, UnixTime,
+    Channel, ChannelSet, ContactOutcome, Event, EventError, EventKind, EventKindName, EventLimits,
+    Money, Profile, UnixTime,
 };
 use crate::scoring::{Reason, RiskSegment, Score};
 
@@ -127,9 +127,18 @@ fn event_parts(
 fn event_kind(kind: proto::event::Kind, limits: &EventLimits) -> Result<EventKind, EventError> {
     use proto::event::Kind;
     let kind = match kind {
-        Kind::Profile(proto::Profile { timezone, country }) => EventKind::Profile(Profile {
-            timezone: validation::timezone("profile.timezone", &timezone)?,
+        Kind::Profile(proto::Profile {
+            timezone,
+            country,
+            authorised_channels,
+        }) => EventKind::Profile(Profile {
+            timezone: validation::optional_timezone("profile.timezone", &timezone)?,
             country: validation::country("profile.country", &country)?,
+            authorised_channels: authorised_channels
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| channel(&format!("profile.authorised_channels[{i}]"), c))
+                .collect::<Result<ChannelSet, _>>()?,
         }),
         Kind::InvoiceIssued(proto::InvoiceIssued {
             invoice_id,
@@ -248,9 +257,17 @@ pub fn event_to_proto(event: &Event) -> proto::Event {
         kind,
     } = event;
     let kind = match kind {
-        EventKind::Profile(Profile { timezone, country }) => Kind::Profile(proto::Profile {
-            timezone: timezone.name().to_owned(),
+        EventKind::Profile(Profile {
+            timezone,
+            country,
+            authorised_channels,
+        }) => Kind::Profile(proto::Profile {
+            timezone: timezone.map_or_else(String::new, |tz| tz.name().to_owned()),
             country: country.as_str().to_owned(),
+            authorised_channels: authorised_channels
+                .iter()
+                .map(|c| channel_to_proto(c).into())
+                .collect(),
         }),
         EventKind::InvoiceIssued {
             invoice_id,
@@ -446,6 +463,7 @@ mod tests {
                 wire(Kind::Profile(proto::Profile {
                     timezone: "Nowhere/City".into(),
                     country: "CO".into(),
+                    authorised_channels: vec![],
                 })),
                 "profile.timezone",
             ),
@@ -453,8 +471,17 @@ mod tests {
                 wire(Kind::Profile(proto::Profile {
                     timezone: "America/Bogota".into(),
                     country: "col".into(),
+                    authorised_channels: vec![],
                 })),
                 "profile.country",
+            ),
+            (
+                wire(Kind::Profile(proto::Profile {
+                    timezone: String::new(),
+                    country: "CO".into(),
+                    authorised_channels: vec![1, 0],
+                })),
+                "profile.authorised_channels[1]",
             ),
             (
                 wire(Kind::InvoiceIssued(proto::InvoiceIssued {

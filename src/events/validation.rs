@@ -153,6 +153,14 @@ pub fn timezone(field: &str, name: &str) -> Result<chrono_tz::Tz, EventError> {
         .map_err(|_| EventError::new(field, format!("is not an IANA time zone name: {name:?}")))
 }
 
+/// [`timezone`], where an empty name means "unknown".
+pub fn optional_timezone(field: &str, name: &str) -> Result<Option<chrono_tz::Tz>, EventError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    timezone(field, name).map(Some)
+}
+
 /// Checks a timestamp: present and within [`EARLIEST_TIME`, `LATEST_TIME`].
 pub fn time(field: &str, seconds: Option<i64>) -> Result<UnixTime, EventError> {
     let Some(seconds) = seconds else {

@@ -8,8 +8,8 @@ use rand_distr::{Beta, Distribution, Exp, LogNormal};
 
 use super::{SimConfig, SimulatedDebtor};
 use crate::events::{
-    Channel, ContactOutcome, Country, Currency, Event, EventKind, Money, Profile, SECONDS_PER_DAY,
-    UnixTime, validation,
+    Channel, ChannelSet, ContactOutcome, Country, Currency, Event, EventKind, Money, Profile,
+    SECONDS_PER_DAY, UnixTime, validation,
 };
 
 /// What the simulator knows and the service must infer.
@@ -161,12 +161,29 @@ pub(super) fn generate(config: &SimConfig, index: usize, rng: &mut impl Rng) -> 
         events: Vec::new(),
     };
 
+    // Where authorisation is required the debtor signed up for some
+    // channels; elsewhere the platform records all.
+    let authorised: ChannelSet = if region.country == "CO" {
+        let picked: ChannelSet = Channel::ALL
+            .into_iter()
+            .filter(|_| rng.gen_bool(0.7))
+            .collect();
+        if picked.is_empty() {
+            ChannelSet::EMPTY.with(Channel::ALL[rng.gen_range(0..4)])
+        } else {
+            picked
+        }
+    } else {
+        ChannelSet::ALL
+    };
     let start = config.start.0 + rng.gen_range(0..5) * SECONDS_PER_DAY;
     history.push(
         start - SECONDS_PER_DAY,
         EventKind::Profile(Profile {
-            timezone: traits.timezone,
+            // Now and then the platform does not know the debtor's zone.
+            timezone: (!rng.gen_bool(0.05)).then_some(traits.timezone),
             country,
+            authorised_channels: authorised,
         }),
     );
 
@@ -265,7 +282,7 @@ pub(super) fn generate(config: &SimConfig, index: usize, rng: &mut impl Rng) -> 
         }
         let open: Vec<Channel> = Channel::ALL
             .into_iter()
-            .filter(|c| !opted_out[c.index()])
+            .filter(|c| !opted_out[c.index()] && authorised.contains(*c))
             .collect();
         if open.is_empty() {
             continue;

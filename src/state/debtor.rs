@@ -5,10 +5,11 @@
 //! (decayed sums within float rounding). Event ids are remembered as 64-bit
 //! fingerprints, which makes applying an event twice a no-op.
 
+use super::contacts::{ContactLog, ContactRecord};
 use super::decay::{DecayedSums, Series};
 use super::ledger::{Balances, Ledger};
 use super::stamp::Stamp;
-use crate::events::{Channel, Currency, Event, EventKind, Profile, UnixTime};
+use crate::events::{Channel, ChannelSet, Currency, Event, EventKind, Profile, UnixTime};
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +82,13 @@ struct ProfileRecord {
 impl ProfileRecord {
     /// Later profiles win; at equal times, an arbitrary but fixed order of the
     /// contents decides, so that arrival order never does.
-    fn order_key(&self) -> (Stamp, &'static str, &str) {
+    fn order_key(&self) -> (Stamp, &'static str, &str, ChannelSet) {
+        let profile = &self.profile;
         (
             self.at,
-            self.profile.timezone.name(),
-            self.profile.country.as_str(),
+            profile.timezone.map_or("", |tz| tz.name()),
+            profile.country.as_str(),
+            profile.authorised_channels,
         )
     }
 }
@@ -109,12 +112,13 @@ pub struct DebtorState {
     promises: Box<[PromiseRecord]>,
     decayed: DecayedSums,
     contacts: [ChannelStats; 4],
+    contact_log: ContactLog,
     profile: Option<ProfileRecord>,
     currency: Option<Currency>,
     /// The latest credit limit: the later one wins, then the larger.
     credit_limit: Option<(Stamp, i64)>,
-    /// Bit `Channel::index()` set when the debtor opted out of that channel.
-    opted_out: u8,
+    /// Channels the debtor opted out of.
+    opted_out: ChannelSet,
     first_event: Stamp,
 }
 
@@ -127,10 +131,11 @@ impl Default for DebtorState {
             promises: Box::default(),
             decayed: DecayedSums::default(),
             contacts: [ChannelStats::default(); 4],
+            contact_log: ContactLog::default(),
             profile: None,
             currency: None,
             credit_limit: None,
-            opted_out: 0,
+            opted_out: ChannelSet::EMPTY,
             first_event: Stamp::NEVER,
         }
     }
@@ -237,6 +242,8 @@ impl DebtorState {
                 self.promises = with_sorted(&self.promises, record);
             }
             EventKind::Contact { channel, outcome } => {
+                self.contact_log
+                    .record(ContactRecord::new(at, *channel, *outcome));
                 let stats = &mut self.contacts[channel.index()];
                 stats.attempts = stats.attempts.saturating_add(1);
                 self.decayed.add(Series::Attempts7d, 1.0, at);
@@ -247,7 +254,7 @@ impl DebtorState {
                     self.decayed.add(Series::Successes30d, 1.0, at);
                 }
             }
-            EventKind::OptOut { channel } => self.opted_out |= 1 << channel.index(),
+            EventKind::OptOut { channel } => self.opted_out = self.opted_out.with(*channel),
             EventKind::CreditLimit { limit } => {
                 let record = (Stamp::new(at), limit.minor_units);
                 self.credit_limit = self.credit_limit.max(Some(record));
@@ -293,7 +300,17 @@ impl DebtorState {
 
     /// Whether the debtor opted out of `channel`.
     pub fn has_opted_out(&self, channel: Channel) -> bool {
-        self.opted_out & (1 << channel.index()) != 0
+        self.opted_out.contains(channel)
+    }
+
+    /// The channels the debtor opted out of.
+    pub fn opted_out(&self) -> ChannelSet {
+        self.opted_out
+    }
+
+    /// The latest contact attempts.
+    pub fn contact_log(&self) -> &ContactLog {
+        &self.contact_log
     }
 
     /// Time of the latest payment at or before `as_of`.

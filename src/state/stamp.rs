@@ -24,6 +24,16 @@ impl Stamp {
         (self != Stamp::NEVER).then(|| UnixTime(i64::from(self.0) - 1 + EARLIEST_TIME.0))
     }
 
+    /// The stamp's raw value, for compact encodings.
+    pub fn to_bits(self) -> u32 {
+        self.0
+    }
+
+    /// The stamp of a raw value from [`Stamp::to_bits`].
+    pub fn from_bits(bits: u32) -> Stamp {
+        Stamp(bits)
+    }
+
     /// Seconds from `earlier` to `self` (negative when `earlier` is later).
     pub fn seconds_since(self, earlier: Stamp) -> i64 {
         i64::from(self.0) - i64::from(earlier.0)
