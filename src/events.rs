@@ -248,7 +248,7 @@ impl ContactOutcome {
 }
 
 /// An ISO 3166-1 alpha-2 country code: two upper-case ASCII letters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Country([u8; 2]);
 
 impl Country {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod events;
 pub mod features;
 pub mod models;
+pub mod policy;
 pub mod scoring;
 pub mod server;
 pub mod sim;
