@@ -15,7 +15,8 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mora::events::{Channel, ContactOutcome, Event, EventKind, Money, UnixTime, validation};
 use mora::features::extract;
 use mora::models::{ModelFile, ModelRegistry, PaymentModel};
-use mora::scoring::{Scorer, ScoringConfig};
+use mora::policy::ContactPolicy;
+use mora::scoring::{ContactPlanConfig, Scorer, ScoringConfig};
 use mora::sim::SimConfig;
 use mora::state::{DebtorState, Store};
 use mora::train::{Algorithm, TrainConfig, train_on_simulation};
@@ -175,12 +176,18 @@ fn benches(c: &mut Criterion) {
     }
     let registry = ModelRegistry::empty();
     registry.set_payment(Arc::new(model));
-    let scorer = Scorer::new(store, Arc::new(registry), ScoringConfig::default());
+    let scorer = Scorer::new(
+        store,
+        Arc::new(registry),
+        Arc::new(ContactPolicy::presets()),
+        ScoringConfig::default(),
+        ContactPlanConfig::default(),
+    );
     c.bench_function("scoring/score_known", |b| {
-        b.iter(|| scorer.score(black_box("bench-debtor"), as_of))
+        b.iter(|| scorer.score(black_box("bench-debtor"), as_of, None))
     });
     c.bench_function("scoring/score_unknown", |b| {
-        b.iter(|| scorer.score(black_box("nobody"), as_of))
+        b.iter(|| scorer.score(black_box("nobody"), as_of, None))
     });
 }
 

@@ -70,7 +70,7 @@ fn main() {
                     let mut client = client.clone();
                     let debtor_id = format!("sim-{:07}", n % debtors);
                     async move {
-                        let request = ScoreRequest { debtor_id, as_of: None, include_contact_plan: false };
+                        let request = ScoreRequest { debtor_id, ..Default::default() };
                         client.score(request).await.expect("score");
                     }
                 })

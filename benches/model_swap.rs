@@ -64,6 +64,7 @@ async fn score_load(
                 debtor_id,
                 as_of: None,
                 include_contact_plan: false,
+                ..Default::default()
             };
             if client.score(request).await.is_err() {
                 failures.fetch_add(1, Ordering::Relaxed);
@@ -167,8 +168,7 @@ fn main() {
                 .expect("activate");
             let request = ScoreRequest {
                 debtor_id: format!("sim-{:07}", n % debtors),
-                as_of: None,
-                include_contact_plan: false,
+                ..Default::default()
             };
             scoring.score(request).await.expect("score");
         }

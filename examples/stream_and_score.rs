@@ -121,6 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             debtor_id: debtor.into(),
             as_of: None,
             include_contact_plan: false,
+            ..Default::default()
         };
         let score = scoring.score(request).await?.into_inner();
         let overdue = score.overdue.map_or(0, |m| m.minor_units);

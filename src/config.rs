@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::events::EventLimits;
-use crate::scoring::ScoringConfig;
+use crate::scoring::{ContactPlanConfig, ScoringConfig};
 use crate::telemetry::LogFormat;
 
 /// The whole configuration of a mora server.
@@ -32,8 +32,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Longest wait, on shutdown, for requests and connections to finish.
     pub shutdown_grace_secs: u64,
+    /// A TOML file of contact rules laid over the shipped presets; the
+    /// presets alone when absent.
+    pub policy_file: Option<PathBuf>,
     pub ingest: IngestConfig,
     pub scoring: ScoringConfig,
+    pub contact: ContactPlanConfig,
     pub models: ModelsConfig,
 }
 
@@ -62,8 +66,10 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Human,
             shutdown_grace_secs: 10,
+            policy_file: None,
             ingest: IngestConfig::default(),
             scoring: ScoringConfig::default(),
+            contact: ContactPlanConfig::default(),
             models: ModelsConfig::default(),
         }
     }
@@ -192,6 +198,28 @@ impl Config {
         }
         if scoring.max_batch_debtors == 0 {
             return invalid("scoring.max_batch_debtors", "must be at least 1".into());
+        }
+        let contact = &self.contact;
+        if contact.max_slots == 0 || contact.default_slots > contact.max_slots {
+            return invalid(
+                "contact.default_slots",
+                format!(
+                    "must be within [1, contact.max_slots = {}], got {}",
+                    contact.max_slots, contact.default_slots
+                ),
+            );
+        }
+        if contact.horizon_hours < 1 || contact.lookahead_days < 1 {
+            return invalid(
+                "contact.horizon_hours",
+                "contact.horizon_hours and contact.lookahead_days must be at least 1".into(),
+            );
+        }
+        if contact.prior_attempts.is_nan() || contact.prior_attempts <= 0.0 {
+            return invalid(
+                "contact.prior_attempts",
+                format!("must be greater than 0, got {}", contact.prior_attempts),
+            );
         }
         if self.ingest.max_batch_events == 0 {
             return invalid("ingest.max_batch_events", "must be at least 1".into());

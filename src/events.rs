@@ -18,6 +18,9 @@ pub struct UnixTime(pub i64);
 /// Seconds in a day, the unit of every duration feature.
 pub const SECONDS_PER_DAY: i64 = 86_400;
 
+/// Seconds in an hour, the step of contact slots.
+pub const SECONDS_PER_HOUR: i64 = 3_600;
+
 impl UnixTime {
     /// The current time by the system clock.
     pub fn now() -> UnixTime {

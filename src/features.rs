@@ -1,11 +1,13 @@
-//! The feature schema (ordered names and a stable hash) and the one function
-//! that turns a debtor's state into the feature vector models see.
+//! The feature schemas (ordered names and a stable hash) and the functions
+//! that turn a debtor's state into the feature vectors models see: payment
+//! features ([`extract`]) and contact features ([`contact`]).
 //!
-//! Training and serving both call [`extract`]; there is no second copy of any
-//! feature. Changing what a feature means requires bumping
-//! [`SCHEMA_VERSION`], which changes the hash, so that old models are refused
-//! instead of silently fed different inputs.
+//! Training and serving both call these; there is no second copy of any
+//! feature. Changing what a feature means requires bumping its schema
+//! version, which changes the hash, so that old models are refused instead
+//! of silently fed different inputs.
 
+pub mod contact;
 mod extract;
 
 use std::sync::OnceLock;
@@ -57,13 +59,13 @@ pub const FEATURE_COUNT: usize = 31;
 /// Stable across builds, platforms and versions of mora.
 pub fn schema_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let text = format!(
-            "mora-features-v{SCHEMA_VERSION}\n{}",
-            FEATURE_NAMES.join("\n")
-        );
-        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
-    })
+    HASH.get_or_init(|| hash_schema("features", SCHEMA_VERSION, &FEATURE_NAMES))
+}
+
+/// 16 hex digits of XXH3-64 over a schema's kind, version and names.
+fn hash_schema(kind: &str, version: u32, names: &[&str]) -> String {
+    let text = format!("mora-{kind}-v{version}\n{}", names.join("\n"));
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
 /// One debtor's features, in schema order.

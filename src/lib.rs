@@ -7,6 +7,7 @@
 //! feature code the server runs.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod events;
 pub mod features;

@@ -1,18 +1,25 @@
-//! The predict path: state → features → payment model → answer.
+//! The predict path: state → features → models → policy → answer.
 //!
 //! Reads state under a shard read lock only for the time it takes to extract
-//! one feature vector, and reads models through the lock-free registry. Never
-//! blocks on I/O and allocates only the answer itself.
+//! one feature vector (and to copy the contact history when a plan is asked
+//! for), and reads models through the lock-free registry. Never blocks on I/O
+//! and allocates little beyond the answer itself.
+
+pub mod plan;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{Money, UnixTime};
+use crate::events::{ChannelSet, Money, Profile, UnixTime};
 use crate::features::{FEATURE_NAMES, FeatureVector, extract, extract_with_balances};
 use crate::models::ModelRegistry;
+use crate::policy::{ContactContext, ContactPolicy};
 use crate::state::Store;
+use crate::state::contacts::ContactLog;
+
+pub use plan::{ContactPlan, ContactPlanConfig, PlanRequest};
 
 /// How many reasons a score carries.
 pub const REASON_COUNT: usize = 3;
@@ -88,6 +95,10 @@ pub struct Score {
     /// Largest absolute contributions first.
     pub reasons: Vec<Reason>,
     pub payment_model_version: String,
+    /// When asked for and the debtor is known.
+    pub contact_plan: Option<ContactPlan>,
+    /// The contact model the plan used; empty without one.
+    pub contact_model_version: String,
 }
 
 impl Score {
@@ -103,6 +114,16 @@ pub enum ScoringError {
     NoPaymentModel,
     #[error("debtor_ids: {requested} debtors requested, more than the limit of {limit}")]
     TooManyDebtors { requested: usize, limit: usize },
+    #[error("contact_slots: {requested} slots requested, more than the limit of {limit}")]
+    TooManySlots { requested: usize, limit: usize },
+}
+
+/// What a contact plan needs of a debtor, copied out of the store so that
+/// planning holds no lock.
+struct ContactSnapshot {
+    profile: Option<Profile>,
+    opted_out: ChannelSet,
+    log: ContactLog,
 }
 
 /// Scores debtors from the shared store and the active models.
@@ -110,7 +131,9 @@ pub enum ScoringError {
 pub struct Scorer {
     store: Arc<Store>,
     models: Arc<ModelRegistry>,
+    policy: Arc<ContactPolicy>,
     config: ScoringConfig,
+    plans: ContactPlanConfig,
 }
 
 /// The `n` largest contributions by absolute value, largest first.
@@ -128,13 +151,26 @@ fn top_reasons(features: &FeatureVector, contributions: &[f64]) -> Vec<Reason> {
 }
 
 impl Scorer {
-    /// A scorer over `store` and `models`.
-    pub fn new(store: Arc<Store>, models: Arc<ModelRegistry>, config: ScoringConfig) -> Self {
+    /// A scorer over `store` and `models`, planning contacts under `policy`.
+    pub fn new(
+        store: Arc<Store>,
+        models: Arc<ModelRegistry>,
+        policy: Arc<ContactPolicy>,
+        config: ScoringConfig,
+        plans: ContactPlanConfig,
+    ) -> Self {
         Scorer {
             store,
             models,
+            policy,
             config,
+            plans,
         }
+    }
+
+    /// The plan settings, for checking requests.
+    pub fn plan_config(&self) -> &ContactPlanConfig {
+        &self.plans
     }
 
     /// Scores `features` with the shadow model, if one is set, on a share of
@@ -159,12 +195,35 @@ impl Scorer {
         );
     }
 
-    /// Scores one debtor at `as_of`.
-    pub fn score(&self, debtor_id: &str, as_of: UnixTime) -> Result<Score, ScoringError> {
+    /// Scores one debtor at `as_of`, with a contact plan when `plan` asks.
+    pub fn score(
+        &self,
+        debtor_id: &str,
+        as_of: UnixTime,
+        plan: Option<PlanRequest>,
+    ) -> Result<Score, ScoringError> {
         let model = self.models.payment().ok_or(ScoringError::NoPaymentModel)?;
+        if let Some(request) = plan
+            && request.slots > self.plans.max_slots
+        {
+            return Err(ScoringError::TooManySlots {
+                requested: request.slots,
+                limit: self.plans.max_slots,
+            });
+        }
         let seen = self.store.read(debtor_id, |debtor| {
             let (features, balances) = extract_with_balances(debtor, as_of);
-            (features, balances.overdue_minor, debtor.currency())
+            let contacts = plan.is_some().then(|| ContactSnapshot {
+                profile: debtor.profile(),
+                opted_out: debtor.opted_out(),
+                log: debtor.contact_log().clone(),
+            });
+            (
+                features,
+                balances.overdue_minor,
+                debtor.currency(),
+                contacts,
+            )
         });
 
         let mut score = Score {
@@ -177,10 +236,30 @@ impl Scorer {
             expected_recovery: None,
             reasons: Vec::new(),
             payment_model_version: model.version().to_owned(),
+            contact_plan: None,
+            contact_model_version: String::new(),
         };
-        let Some((features, overdue_minor, currency)) = seen else {
+        let Some((features, overdue_minor, currency, contacts)) = seen else {
             return Ok(score);
         };
+        if let (Some(request), Some(contacts)) = (plan, contacts) {
+            let contact_model = self.models.contact();
+            let context = ContactContext {
+                profile: contacts.profile,
+                opted_out: contacts.opted_out,
+                log: &contacts.log,
+            };
+            let planned = plan::plan(
+                &self.policy,
+                contact_model.as_deref(),
+                &context,
+                as_of,
+                request,
+                &self.plans,
+            );
+            score.contact_model_version = planned.contact_model_version.clone();
+            score.contact_plan = Some(planned);
+        }
 
         let prediction = model.predict(&features);
         self.compare_with_shadow(&features, prediction.p_pay);
@@ -218,7 +297,7 @@ impl Scorer {
         let mut scores = debtor_ids
             .iter()
             .filter(|id| distinct.insert(id.as_str()))
-            .map(|id| self.score(id, as_of))
+            .map(|id| self.score(id, as_of, None))
             .collect::<Result<Vec<_>, _>>()?;
         scores.sort_by(|a, b| {
             b.expected_recovery_minor()

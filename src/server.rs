@@ -27,6 +27,7 @@ use crate::api::scoring::ScoringService;
 use crate::config::Config;
 use crate::models::ModelRegistry;
 use crate::models::repository::ModelRepository;
+use crate::policy::ContactPolicy;
 use crate::scoring::Scorer;
 use crate::state::Store;
 use crate::telemetry;
@@ -82,6 +83,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("opening the model repository {}", repository_dir.display()))?,
     );
     let is_ready = models.is_ready();
+    let policy = Arc::new(match &config.policy_file {
+        Some(path) => ContactPolicy::load(path)?,
+        None => ContactPolicy::presets(),
+    });
+    for loosened in policy.loosened() {
+        tracing::warn!(rule = %loosened, "Contact rules loosened by the policy file");
+    }
+    for j in policy.jurisdictions() {
+        let countries: Vec<&str> = j.countries.iter().map(|c| c.as_str()).collect();
+        tracing::info!(jurisdiction = %j.name, countries = ?countries, description = %j.description, "Contact rules");
+    }
 
     let grpc_listener = TcpListener::bind(config.listen)
         .await
@@ -114,7 +126,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let ingest = IngestService::new(store.clone(), config.ingest.clone());
     let lifecycle = ModelsService::new(repository, models.clone(), health.clone());
     let scoring = ScoringService::new(
-        Scorer::new(store, models, config.scoring.clone()),
+        Scorer::new(
+            store,
+            models,
+            policy,
+            config.scoring.clone(),
+            config.contact.clone(),
+        ),
         config.ingest.limits(),
     );
 

@@ -7,6 +7,7 @@
 //! exactly the events that happened before the decision.
 
 pub mod boost;
+pub mod contact;
 pub mod evaluate;
 pub mod fit;
 pub mod labels;
@@ -14,6 +15,7 @@ pub mod replay;
 pub mod report;
 
 pub use boost::BoostConfig;
+pub use contact::{ContactSample, contact_samples, split_contacts_by_time, train_contact_model};
 pub use evaluate::Evaluation;
 pub use fit::{Algorithm, Split, TrainConfig, split_by_time, train_payment_model};
 pub use replay::{DecisionPoint, Label, Sample, decision_points, labelled_points};

@@ -55,6 +55,7 @@ async fn not_serving_scores_without_a_model() {
         debtor_id: "d".into(),
         as_of: None,
         include_contact_plan: false,
+        ..Default::default()
     };
     let status = scoring.score(request).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);

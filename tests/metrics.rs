@@ -39,6 +39,7 @@ async fn counters_match_the_events_sent() {
             debtor_id: debtor.into(),
             as_of: at(AS_OF),
             include_contact_plan: false,
+            ..Default::default()
         };
         scoring.score(request).await.unwrap();
     }

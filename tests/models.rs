@@ -82,6 +82,7 @@ async fn score(scoring: &mut ScoringClient<Channel>, debtor: &str) -> ScoreRespo
         debtor_id: debtor.into(),
         as_of: at(AS_OF),
         include_contact_plan: false,
+        ..Default::default()
     };
     scoring.score(request).await.unwrap().into_inner()
 }

@@ -35,6 +35,7 @@ async fn score(
         debtor_id: debtor.into(),
         as_of: at(AS_OF),
         include_contact_plan: false,
+        ..Default::default()
     };
     client.score(request).await.expect("score").into_inner()
 }
@@ -210,6 +211,7 @@ async fn an_unknown_debtor_gets_the_population_prior() {
             debtor_id: String::new(),
             as_of: None,
             include_contact_plan: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -12,7 +12,8 @@ use crate::events::{
     Channel, ChannelSet, ContactOutcome, Event, EventError, EventKind, EventKindName, EventLimits,
     Money, Profile, UnixTime,
 };
-use crate::scoring::{Reason, RiskSegment, Score};
+use crate::scoring::plan::{ChannelAvailability, PlannedSlot};
+use crate::scoring::{ContactPlan, Reason, RiskSegment, Score};
 
 /// Whole seconds of a timestamp, checking that it is well formed.
 pub fn seconds(field: &str, at: Option<Timestamp>) -> Result<Option<i64>, EventError> {
@@ -349,6 +350,8 @@ pub fn score_response(score: Score) -> proto::ScoreResponse {
         expected_recovery,
         reasons,
         payment_model_version,
+        contact_plan,
+        contact_model_version,
     } = score;
     proto::ScoreResponse {
         debtor_id,
@@ -372,9 +375,57 @@ pub fn score_response(score: Score) -> proto::ScoreResponse {
                 },
             )
             .collect(),
-        contact_plan: None,
+        contact_plan: contact_plan.map(plan_to_proto),
         payment_model_version,
-        contact_model_version: String::new(),
+        contact_model_version,
+    }
+}
+
+fn plan_to_proto(plan: ContactPlan) -> proto::ContactPlan {
+    let ContactPlan {
+        jurisdiction,
+        timezone,
+        is_timezone_assumed,
+        slots,
+        next_allowed,
+        contact_model_version: _,
+    } = plan;
+    proto::ContactPlan {
+        slots: slots
+            .into_iter()
+            .map(
+                |PlannedSlot {
+                     start,
+                     local_start,
+                     channel,
+                     p_success,
+                     sampled,
+                 }| proto::ContactSlot {
+                    start: timestamp(start),
+                    local_start,
+                    channel: channel_to_proto(channel).into(),
+                    p_success,
+                    sampled_p_success: sampled,
+                },
+            )
+            .collect(),
+        next_allowed: next_allowed
+            .into_iter()
+            .map(
+                |ChannelAvailability {
+                     channel,
+                     next_allowed,
+                     blocked_reason,
+                 }| proto::ChannelAvailability {
+                    channel: channel_to_proto(channel).into(),
+                    next_allowed: next_allowed.and_then(timestamp),
+                    blocked_reason,
+                },
+            )
+            .collect(),
+        jurisdiction,
+        timezone: timezone.map_or_else(String::new, |tz| tz.name().to_owned()),
+        timezone_assumed: is_timezone_assumed,
     }
 }
 

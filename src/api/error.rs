@@ -55,7 +55,9 @@ impl ApiError {
             ApiError::Internal { .. } => Code::Internal,
             ApiError::Scoring(error) => match error {
                 ScoringError::NoPaymentModel => Code::Unavailable,
-                ScoringError::TooManyDebtors { .. } => Code::InvalidArgument,
+                ScoringError::TooManyDebtors { .. } | ScoringError::TooManySlots { .. } => {
+                    Code::InvalidArgument
+                }
             },
             ApiError::Lifecycle(error) => match error {
                 LifecycleError::Header(_)

@@ -10,7 +10,7 @@ use super::proto::{
 };
 use crate::events::{EventLimits, UnixTime, validation};
 use crate::features::{FEATURE_NAMES, schema_hash};
-use crate::scoring::Scorer;
+use crate::scoring::{PlanRequest, Scorer};
 use crate::telemetry::{Method, RpcTimer};
 
 /// The scoring service.
@@ -50,11 +50,21 @@ impl Scoring for ScoringService {
         let ScoreRequest {
             debtor_id,
             as_of: at,
-            include_contact_plan: _,
+            include_contact_plan,
+            contact_slots,
+            explore,
+            exploration_seed,
         } = request.into_inner();
         let result = (|| {
             self.check_debtor_id("debtor_id", &debtor_id)?;
-            let score = self.scorer.score(&debtor_id, as_of(at)?)?;
+            let plan = include_contact_plan.then(|| PlanRequest {
+                slots: match contact_slots {
+                    0 => self.scorer.plan_config().default_slots,
+                    n => n as usize,
+                },
+                explore: explore.then(|| exploration_seed.unwrap_or_else(rand::random)),
+            });
+            let score = self.scorer.score(&debtor_id, as_of(at)?, plan)?;
             Ok(convert::score_response(score))
         })();
         finish(timer, result)

@@ -23,16 +23,27 @@ pub const FORMAT_VERSION: u32 = 2;
 pub enum ModelKind {
     /// Probability that a debtor pays within the horizon.
     Payment,
+    /// Probability that a contact attempt in a slot reaches the debtor.
+    Contact,
 }
 
 impl ModelKind {
     /// Every kind.
-    pub const ALL: [ModelKind; 1] = [ModelKind::Payment];
+    pub const ALL: [ModelKind; 2] = [ModelKind::Payment, ModelKind::Contact];
 
     /// The kind's name, for labels and messages.
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::Payment => "payment",
+            ModelKind::Contact => "contact",
+        }
+    }
+
+    /// The hash of the feature schema this build gives models of this kind.
+    pub fn schema_hash(self) -> &'static str {
+        match self {
+            ModelKind::Payment => features::schema_hash(),
+            ModelKind::Contact => features::contact::contact_schema_hash(),
         }
     }
 
@@ -51,20 +62,25 @@ pub struct FeatureSchemaRecord {
 }
 
 impl FeatureSchemaRecord {
-    /// The schema of this build of mora.
-    pub fn current() -> Self {
+    /// The schema this build of mora gives models of `kind`.
+    pub fn of(kind: ModelKind) -> Self {
+        let (version, names): (u32, &[&str]) = match kind {
+            ModelKind::Payment => (features::SCHEMA_VERSION, &features::FEATURE_NAMES),
+            ModelKind::Contact => (
+                features::contact::CONTACT_SCHEMA_VERSION,
+                &features::contact::CONTACT_FEATURE_NAMES,
+            ),
+        };
         FeatureSchemaRecord {
-            version: features::SCHEMA_VERSION,
-            hash: features::schema_hash().to_owned(),
-            names: features::FEATURE_NAMES
-                .iter()
-                .map(|n| n.to_string())
-                .collect(),
+            version,
+            hash: kind.schema_hash().to_owned(),
+            names: names.iter().map(|n| n.to_string()).collect(),
         }
     }
 }
 
-/// What counts as "paid" for a payment model.
+/// What a model's positive class means: "paid" for a payment model,
+/// "reached" for a contact model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelDefinition {
     /// Share of the overdue amount at the decision point that payments within
@@ -72,6 +88,10 @@ pub struct LabelDefinition {
     /// the event history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_paid_share: Option<f64>,
+    /// For contact models: per channel name, the outcomes that count as
+    /// reaching the debtor. Serving reads contact history by the same rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_outcomes: Option<BTreeMap<String, Vec<String>>>,
     /// The definition in words.
     pub description: String,
 }
@@ -141,12 +161,16 @@ pub struct ModelFile {
     pub version: String,
     pub created_at: DateTime<Utc>,
     pub feature_schema: FeatureSchemaRecord,
-    pub horizon_days: u32,
+    /// Days within which a payment model's "paid" is measured; absent for
+    /// contact models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon_days: Option<u32>,
     pub label: LabelDefinition,
     pub training: TrainingData,
     /// Evaluation on the held-out split: `auc`, `brier`, `log_loss`, `base_rate`.
     pub metrics: BTreeMap<String, f64>,
-    /// Share of positive labels in training: the prior for unknown debtors.
+    /// Share of positive labels in training: the prior for unknown debtors
+    /// (payment) or slots without history (contact).
     pub base_rate: f64,
     pub model: Estimator,
 }
@@ -155,6 +179,7 @@ pub struct ModelFile {
 #[derive(Deserialize)]
 struct Header {
     format_version: u32,
+    kind: Option<ModelKind>,
     feature_schema: Option<HeaderSchema>,
 }
 
@@ -177,12 +202,13 @@ impl ModelFile {
                 supported: FORMAT_VERSION,
             });
         }
-        if let Some(schema) = header.feature_schema
-            && schema.hash != features::schema_hash()
+        if let (Some(kind), Some(schema)) = (header.kind, header.feature_schema)
+            && schema.hash != kind.schema_hash()
         {
             return Err(ModelError::SchemaMismatch {
+                kind: kind.as_str(),
                 model_hash: schema.hash,
-                server_hash: features::schema_hash().to_owned(),
+                server_hash: kind.schema_hash().to_owned(),
             });
         }
         serde_json::from_slice(bytes).map_err(parse_error)

@@ -1,7 +1,8 @@
 //! The payment model: P(paid within the horizon | features), from a linfa
 //! logistic regression over standardised features or from boosted trees.
 
-use super::file::{Estimator, Scaling};
+use super::file::Estimator;
+use super::linear::{Linear, sigmoid};
 use super::trees::CompiledTrees;
 use super::{ModelError, ModelFile};
 use crate::features::{FEATURE_COUNT, FeatureVector};
@@ -16,17 +17,8 @@ pub struct PaymentModel {
 
 #[derive(Debug, Clone)]
 enum Predictor {
-    Linear(Box<Linear>),
+    Linear(Box<Linear<FEATURE_COUNT>>),
     Trees(CompiledTrees),
-}
-
-/// Logistic regression parameters in the order of the feature schema.
-#[derive(Debug, Clone)]
-struct Linear {
-    mean: [f64; FEATURE_COUNT],
-    inv_std: [f64; FEATURE_COUNT],
-    coefficients: [f64; FEATURE_COUNT],
-    intercept: f64,
 }
 
 /// A probability and how each feature moved it.
@@ -39,74 +31,15 @@ pub struct Prediction {
     pub contributions: [f64; FEATURE_COUNT],
 }
 
-fn to_array(field: &'static str, values: &[f64]) -> Result<[f64; FEATURE_COUNT], ModelError> {
-    let array: [f64; FEATURE_COUNT] = values.try_into().map_err(|_| ModelError::Invalid {
-        field,
-        reason: format!(
-            "has {} values, the feature schema has {FEATURE_COUNT}",
-            values.len()
-        ),
-    })?;
-    if let Some(i) = array.iter().position(|v| !v.is_finite()) {
-        return Err(ModelError::Invalid {
-            field,
-            reason: format!("value {i} is not finite"),
-        });
-    }
-    Ok(array)
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-impl Linear {
-    fn new(
-        scaling: &Scaling,
-        fitted: &linfa_logistic::FittedLogisticRegression<f64, bool>,
-    ) -> Result<Linear, ModelError> {
-        let mean = to_array("model.scaling.mean", &scaling.mean)?;
-        let std = to_array("model.scaling.std", &scaling.std)?;
-        if let Some(i) = std.iter().position(|s| *s <= 0.0) {
-            return Err(ModelError::Invalid {
-                field: "model.scaling.std",
-                reason: format!("value {i} is not positive"),
-            });
-        }
-        let coefficients = to_array(
-            "model.fitted.params",
-            fitted.params().as_slice().unwrap_or(&[]),
-        )?;
-        let intercept = fitted.intercept();
-        if !intercept.is_finite() {
-            return Err(ModelError::Invalid {
-                field: "model.fitted.intercept",
-                reason: "is not finite".into(),
-            });
-        }
-        Ok(Linear {
-            mean,
-            inv_std: std.map(|s| 1.0 / s),
-            coefficients,
-            intercept,
-        })
-    }
-
-    fn predict(&self, features: &FeatureVector) -> (f64, [f64; FEATURE_COUNT]) {
-        let mut contributions = [0.0; FEATURE_COUNT];
-        let mut logit = self.intercept;
-        for (i, x) in features.values().iter().enumerate() {
-            let z = (x - self.mean[i]) * self.inv_std[i];
-            contributions[i] = self.coefficients[i] * z;
-            logit += contributions[i];
-        }
-        (logit, contributions)
-    }
-}
-
 impl PaymentModel {
     /// Checks a parsed file and prepares it for scoring.
     pub fn new(file: ModelFile) -> Result<PaymentModel, ModelError> {
+        if file.horizon_days.is_none_or(|d| d == 0) {
+            return Err(ModelError::Invalid {
+                field: "horizon_days",
+                reason: "a payment model needs a horizon of at least one day".into(),
+            });
+        }
         if !(0.0..=1.0).contains(&file.base_rate) {
             return Err(ModelError::Invalid {
                 field: "base_rate",
@@ -125,7 +58,7 @@ impl PaymentModel {
     /// P(paid within the horizon) and the contribution of each feature.
     pub fn predict(&self, features: &FeatureVector) -> Prediction {
         let (logit, contributions) = match &self.predictor {
-            Predictor::Linear(linear) => linear.predict(features),
+            Predictor::Linear(linear) => linear.predict(features.values()),
             Predictor::Trees(trees) => trees.predict(features),
         };
         Prediction {
@@ -134,19 +67,11 @@ impl PaymentModel {
         }
     }
 
-    /// Scores a fixed set of feature vectors (all zeros, ordinary values,
-    /// and extremes of both signs) and checks that every probability is
+    /// Scores the fixed canary vectors and checks that every probability is
     /// finite and within [0, 1] and every contribution finite: a model that
     /// would answer garbage is refused before it is served.
     pub fn check_canary(&self) -> Result<(), String> {
-        let vectors: [[f64; FEATURE_COUNT]; 6] = [
-            [0.0; FEATURE_COUNT],
-            [1.0; FEATURE_COUNT],
-            std::array::from_fn(|i| (i % 7) as f64 * 3.5),
-            std::array::from_fn(|i| if i % 2 == 0 { 365.0 } else { 0.0 }),
-            [1e12; FEATURE_COUNT],
-            [-1e12; FEATURE_COUNT],
-        ];
+        let vectors = super::canary_vectors::<FEATURE_COUNT>();
         for (n, values) in vectors.iter().enumerate() {
             let prediction = self.predict(&FeatureVector::from_values(*values));
             if !(0.0..=1.0).contains(&prediction.p_pay) {
@@ -172,7 +97,8 @@ impl PaymentModel {
 
     /// Days within which "paid" is measured.
     pub fn horizon_days(&self) -> u32 {
-        self.file.horizon_days
+        // Checked present by `PaymentModel::new`.
+        self.file.horizon_days.unwrap_or_default()
     }
 
     /// The prior used for debtors mora knows nothing about.
@@ -189,7 +115,7 @@ impl PaymentModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::file::ModelFile;
+    use crate::models::file::{ModelFile, Scaling};
     use linfa::Dataset;
     use linfa::traits::Fit;
     use ndarray::{Array1, Array2};
@@ -201,16 +127,18 @@ mod tests {
     }
 
     /// The shipped file's metadata around a logistic regression fitted on
-    /// noisy synthetic rows.
-    fn logistic() -> ModelFile {
+    /// noisy synthetic rows, where "paid" is the larger class or, with
+    /// `paid_is_rare`, the smaller.
+    fn logistic_with(paid_is_rare: bool) -> ModelFile {
         let records = Array2::from_shape_fn((300, FEATURE_COUNT), |(r, c)| {
             ((r * 7 + c * 13) as f64 * 0.61).sin()
         });
+        let threshold = if paid_is_rare { 0.8 } else { 0.0 };
         let targets: Array1<bool> = records
             .rows()
             .into_iter()
             .enumerate()
-            .map(|(r, row)| row[0] + row[4] + (r as f64 * 1.3).cos() > 0.0)
+            .map(|(r, row)| row[0] + row[4] + (r as f64 * 1.3).cos() > threshold)
             .collect();
         let fitted = linfa_logistic::LogisticRegression::default()
             .fit(&Dataset::new(records, targets))
@@ -225,24 +153,40 @@ mod tests {
         }
     }
 
+    fn logistic() -> ModelFile {
+        logistic_with(false)
+    }
+
     #[test]
     fn scoring_from_parameters_equals_linfa_prediction() {
-        let file = logistic();
-        let Estimator::LogisticRegression { scaling, fitted } = &file.model else {
-            unreachable!()
-        };
-        let features =
-            FeatureVector::from_values(std::array::from_fn(|i| (i as f64 * 0.37).sin() * 3.0));
-        let scaled = Array2::from_shape_fn((1, FEATURE_COUNT), |(_, c)| {
-            (features.values()[c] - scaling.mean[c]) / scaling.std[c]
-        });
-        let linfa = fitted.predict_probabilities(&scaled)[0];
-        let ours = PaymentModel::new(file.clone()).unwrap().predict(&features);
-        assert!(
-            (ours.p_pay - linfa).abs() < 1e-12,
-            "{} vs {linfa}",
-            ours.p_pay
-        );
+        for paid_is_rare in [false, true] {
+            let file = logistic_with(paid_is_rare);
+            let Estimator::LogisticRegression { scaling, fitted } = &file.model else {
+                unreachable!()
+            };
+            assert_eq!(
+                fitted.labels().pos.class,
+                !paid_is_rare,
+                "linfa's positive class"
+            );
+            let features =
+                FeatureVector::from_values(std::array::from_fn(|i| (i as f64 * 0.37).sin() * 3.0));
+            let scaled = Array2::from_shape_fn((1, FEATURE_COUNT), |(_, c)| {
+                (features.values()[c] - scaling.mean[c]) / scaling.std[c]
+            });
+            let p_positive = fitted.predict_probabilities(&scaled)[0];
+            let p_paid = if fitted.labels().pos.class {
+                p_positive
+            } else {
+                1.0 - p_positive
+            };
+            let ours = PaymentModel::new(file.clone()).unwrap().predict(&features);
+            assert!(
+                (ours.p_pay - p_paid).abs() < 1e-12,
+                "{} vs {p_paid}",
+                ours.p_pay
+            );
+        }
     }
 
     #[test]

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use super::PaymentModel;
+use super::{ContactModel, ModelKind, PaymentModel, ServedModel};
 
 /// The active and shadow model of each kind.
 #[derive(Debug, Default)]
 pub struct ModelRegistry {
     payment: ArcSwapOption<PaymentModel>,
     payment_shadow: ArcSwapOption<PaymentModel>,
+    contact: ArcSwapOption<ContactModel>,
+    contact_shadow: ArcSwapOption<ContactModel>,
 }
 
 impl ModelRegistry {
@@ -49,7 +51,42 @@ impl ModelRegistry {
         self.payment_shadow.load_full()
     }
 
-    /// Whether every model needed to serve scores is loaded.
+    /// Makes `model` the active model of its kind.
+    pub fn set_active(&self, model: ServedModel) {
+        match model {
+            ServedModel::Payment(m) => self.payment.store(Some(Arc::new(m))),
+            ServedModel::Contact(m) => self.contact.store(Some(Arc::new(m))),
+        }
+    }
+
+    /// Makes `model` the shadow model of its kind.
+    pub fn set_shadow(&self, model: ServedModel) {
+        match model {
+            ServedModel::Payment(m) => self.payment_shadow.store(Some(Arc::new(m))),
+            ServedModel::Contact(m) => self.contact_shadow.store(Some(Arc::new(m))),
+        }
+    }
+
+    /// Removes the shadow model of `kind`.
+    pub fn clear_shadow(&self, kind: ModelKind) {
+        match kind {
+            ModelKind::Payment => self.payment_shadow.store(None),
+            ModelKind::Contact => self.contact_shadow.store(None),
+        }
+    }
+
+    /// The active contact model, if any.
+    pub fn contact(&self) -> Option<Arc<ContactModel>> {
+        self.contact.load_full()
+    }
+
+    /// The shadow contact model, if any.
+    pub fn contact_shadow(&self) -> Option<Arc<ContactModel>> {
+        self.contact_shadow.load_full()
+    }
+
+    /// Whether every model needed to serve scores is loaded: the payment
+    /// model (contact plans are optional).
     pub fn is_ready(&self) -> bool {
         self.payment.load().is_some()
     }

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{ModelError, ModelFile, ModelKind, ModelRegistry, PaymentModel};
+use super::{ModelError, ModelFile, ModelKind, ModelRegistry, ServedModel};
 use crate::telemetry;
 
 /// How many previously active versions are remembered for rollback.
@@ -204,11 +204,12 @@ fn validate(
     bytes: &[u8],
     kind: ModelKind,
     version: &str,
-) -> Result<(ModelFile, PaymentModel), LifecycleError> {
+) -> Result<(ModelFile, ServedModel), LifecycleError> {
     let file = ModelFile::from_json(bytes, Path::new(version)).map_err(|e| match e {
         ModelError::SchemaMismatch {
             model_hash,
             server_hash,
+            ..
         } => LifecycleError::Schema {
             model_hash,
             server_hash,
@@ -228,8 +229,7 @@ fn validate(
             file.version
         )));
     }
-    let model =
-        PaymentModel::new(file.clone()).map_err(|e| LifecycleError::Parse(e.to_string()))?;
+    let model = ServedModel::new(file.clone()).map_err(|e| LifecycleError::Parse(e.to_string()))?;
     model.check_canary().map_err(LifecycleError::Canary)?;
     Ok((file, model))
 }
@@ -332,7 +332,7 @@ impl ModelRepository {
         &self,
         kind: ModelKind,
         version: &str,
-    ) -> Result<(VersionRecord, PaymentModel), LifecycleError> {
+    ) -> Result<(VersionRecord, ServedModel), LifecycleError> {
         let dir = self.version_dir(kind, version);
         let record_path = dir.join("upload.json");
         let record: VersionRecord = std::fs::read(&record_path)
@@ -465,12 +465,11 @@ impl ModelRepository {
     }
 
     /// Puts `model` in the registry in `role` and logs who asked.
-    fn publish(&self, kind: ModelKind, version: &str, model: PaymentModel, role: Role, by: &str) {
-        let model = Arc::new(model);
+    fn publish(&self, kind: ModelKind, version: &str, model: ServedModel, role: Role, by: &str) {
         let created_at = model.file().created_at.timestamp();
         match role {
-            Role::Active => self.registry.set_payment(model),
-            Role::Shadow => self.registry.set_payment_shadow(Some(model)),
+            Role::Active => self.registry.set_active(model),
+            Role::Shadow => self.registry.set_shadow(model),
         }
         let role_name = match role {
             Role::Active => "active",
@@ -636,7 +635,7 @@ impl ModelRepository {
             )));
         };
         self.write_roles(kind, &roles)?;
-        self.registry.set_payment_shadow(None);
+        self.registry.clear_shadow(kind);
         telemetry::clear_model_role(kind.as_str(), &old, "shadow");
         tracing::info!(kind = kind.as_str(), version = %old, by, "Shadow model removed");
         let info = self.info(kind, &old);
@@ -651,7 +650,7 @@ impl ModelRepository {
         kind: ModelKind,
         roles: Roles,
         version: &str,
-        model: PaymentModel,
+        model: ServedModel,
         role: Role,
         by: &str,
     ) -> Result<VersionInfo, LifecycleError> {
@@ -663,7 +662,7 @@ impl ModelRepository {
         }
         if let Some(old_shadow) = old.shadow.filter(|v| roles.shadow.as_ref() != Some(v)) {
             if roles.shadow.is_none() {
-                self.registry.set_payment_shadow(None);
+                self.registry.clear_shadow(kind);
             }
             telemetry::clear_model_role(kind.as_str(), &old_shadow, "shadow");
         }

@@ -73,6 +73,7 @@ impl TrainConfig {
     pub fn replayed_label(&self) -> LabelDefinition {
         LabelDefinition {
             min_paid_share: Some(self.points.min_paid_share),
+            success_outcomes: None,
             description: format!(
                 "paid: payments net of reversals within {} days after the decision cover at \
                  least {}% of the amount overdue at the decision",
@@ -109,22 +110,19 @@ pub fn split_by_time(samples: &[Sample], test_fraction: f64, horizon_days: i64) 
     }
 }
 
-fn to_utc(at: UnixTime) -> DateTime<Utc> {
-    DateTime::from_timestamp(at.0, 0).unwrap_or_default()
-}
-
-/// Per-feature mean and standard deviation (1 where a feature is constant).
-fn scaling(rows: &[&Sample]) -> Scaling {
+/// Per-feature mean and standard deviation (1 where a feature is constant)
+/// of `rows`, each of `width` values.
+pub(super) fn scaling(rows: &[&[f64]], width: usize) -> Scaling {
     let n = rows.len().max(1) as f64;
-    let mut mean = vec![0.0; FEATURE_COUNT];
+    let mut mean = vec![0.0; width];
     for row in rows {
-        for (m, x) in mean.iter_mut().zip(row.features.values()) {
+        for (m, x) in mean.iter_mut().zip(row.iter()) {
             *m += x / n;
         }
     }
-    let mut std = vec![0.0; FEATURE_COUNT];
+    let mut std = vec![0.0; width];
     for row in rows {
-        for ((s, x), m) in std.iter_mut().zip(row.features.values()).zip(&mean) {
+        for ((s, x), m) in std.iter_mut().zip(row.iter()).zip(&mean) {
             *s += (x - m).powi(2) / n;
         }
     }
@@ -135,10 +133,28 @@ fn scaling(rows: &[&Sample]) -> Scaling {
     Scaling { mean, std }
 }
 
-fn standardised(rows: &[&Sample], scaling: &Scaling) -> Array2<f64> {
-    Array2::from_shape_fn((rows.len(), FEATURE_COUNT), |(r, c)| {
-        (rows[r].features.values()[c] - scaling.mean[c]) / scaling.std[c]
-    })
+/// Fits linfa's L2-penalised logistic regression to `rows` (standardised by
+/// their own scaling) and `targets`.
+pub(super) fn fit_logistic_rows(
+    rows: &[&[f64]],
+    targets: Array1<bool>,
+    width: usize,
+    config: &TrainConfig,
+) -> Result<Estimator, TrainError> {
+    let scaling = scaling(rows, width);
+    let records = Array2::from_shape_fn((rows.len(), width), |(r, c)| {
+        (rows[r][c] - scaling.mean[c]) / scaling.std[c]
+    });
+    let fitted = LogisticRegression::default()
+        .alpha(config.l2_penalty)
+        .max_iterations(config.max_iterations)
+        .fit(&Dataset::new(records, targets))
+        .map_err(|e| TrainError::Fit(e.to_string()))?;
+    Ok(Estimator::LogisticRegression { scaling, fitted })
+}
+
+pub(super) fn to_utc(at: UnixTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.0, 0).unwrap_or_default()
 }
 
 /// Trains a payment model on the training set of `split` and evaluates it on
@@ -171,8 +187,8 @@ pub fn train_payment_model(
         kind: ModelKind::Payment,
         version: config.version.clone(),
         created_at: config.created_at,
-        feature_schema: FeatureSchemaRecord::current(),
-        horizon_days: config.points.horizon_days as u32,
+        feature_schema: FeatureSchemaRecord::of(ModelKind::Payment),
+        horizon_days: Some(config.points.horizon_days as u32),
         label,
         training: TrainingData {
             source: config.source.clone(),
@@ -200,13 +216,7 @@ pub fn train_payment_model(
 }
 
 fn fit_logistic(train: &[&Sample], config: &TrainConfig) -> Result<Estimator, TrainError> {
-    let scaling = scaling(train);
-    let records = standardised(train, &scaling);
+    let rows: Vec<&[f64]> = train.iter().map(|s| &s.features.values()[..]).collect();
     let targets: Array1<bool> = train.iter().map(|s| s.is_paid).collect();
-    let fitted = LogisticRegression::default()
-        .alpha(config.l2_penalty)
-        .max_iterations(config.max_iterations)
-        .fit(&Dataset::new(records, targets))
-        .map_err(|e| TrainError::Fit(e.to_string()))?;
-    Ok(Estimator::LogisticRegression { scaling, fitted })
+    fit_logistic_rows(&rows, targets, FEATURE_COUNT, config)
 }

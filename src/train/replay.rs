@@ -63,14 +63,14 @@ fn paid_between(timeline: &[(i64, i64)], from: i64, to: i64) -> i64 {
 
 /// Events in time order, applied to a store up to a moment that only moves
 /// forward: what the server would have known at that moment.
-struct Replay<'a> {
-    events: &'a [Event],
-    next: usize,
-    store: Store,
+pub(super) struct Replay<'a> {
+    pub(super) events: &'a [Event],
+    pub(super) next: usize,
+    pub(super) store: Store,
 }
 
 impl<'a> Replay<'a> {
-    fn new(events: &'a mut [Event]) -> Self {
+    pub(super) fn new(events: &'a mut [Event]) -> Self {
         events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
         Replay {
             events,
@@ -80,7 +80,7 @@ impl<'a> Replay<'a> {
     }
 
     /// Applies every event that occurred before `at`.
-    fn advance_to(&mut self, at: UnixTime) {
+    pub(super) fn advance_to(&mut self, at: UnixTime) {
         while self.next < self.events.len() && self.events[self.next].occurred_at < at {
             // Events were validated when they were read; a currency conflict
             // is refused here exactly as the server would refuse it.

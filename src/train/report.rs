@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::Evaluation;
-use crate::models::ModelFile;
 use crate::models::file::SplitRecord;
+use crate::models::{ModelFile, ModelKind};
 
 /// A rendered report: the Markdown and the two pictures it links to.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,8 +65,8 @@ fn markdown(file: &ModelFile, e: &Evaluation, stem: &str) -> String {
     let _ = writeln!(md, "- Trained on: {}", t.source);
     let _ = writeln!(md, "- Label: {}", file.label.description);
     let _ = writeln!(md, "- Algorithm: {}", file.model.algorithm());
-    let _ = match &t.split {
-        SplitRecord::ByTime { test_from } => writeln!(
+    let _ = match (&t.split, file.kind) {
+        (SplitRecord::ByTime { test_from }, ModelKind::Payment) => writeln!(
             md,
             "- Decision points: {} to {}; training uses those whose horizon ends before {}, \
              evaluation those from {} on",
@@ -75,7 +75,16 @@ fn markdown(file: &ModelFile, e: &Evaluation, stem: &str) -> String {
             test_from.date_naive(),
             test_from.date_naive()
         ),
-        SplitRecord::Given { description } => writeln!(
+        (SplitRecord::ByTime { test_from }, ModelKind::Contact) => writeln!(
+            md,
+            "- Contact attempts: {} to {}; training uses those before {}, evaluation those \
+             from {} on",
+            t.from.date_naive(),
+            t.to.date_naive(),
+            test_from.date_naive(),
+            test_from.date_naive()
+        ),
+        (SplitRecord::Given { description }, _) => writeln!(
             md,
             "- Decision points: {} to {}; split into training and evaluation as given: {}",
             t.from.date_naive(),
