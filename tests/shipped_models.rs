@@ -1,16 +1,23 @@
-//! The models shipped in `models/` must match the feature schema of the code.
+//! The models shipped in `models/` must match the feature schemas of the code.
 
 use std::path::Path;
 
+use mora::models::{ModelFile, ServedModel};
+
 #[test]
-fn the_shipped_payment_model_matches_the_feature_schema() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/payment.json");
-    let result = mora::models::ModelFile::read(&path).and_then(mora::models::PaymentModel::new);
-    if let Err(error) = result {
-        panic!(
-            "models/payment.json no longer loads: {error}\n\
-             Retrain it with:\n    \
-             scripts/retrain-default-models.sh"
-        );
+fn the_shipped_models_match_the_feature_schemas() {
+    for (name, kind) in [("payment", "payment"), ("contact", "contact")] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("models/{name}.json"));
+        match ModelFile::read(&path).and_then(ServedModel::new) {
+            Ok(model) => {
+                assert_eq!(model.file().kind.as_str(), kind);
+                model.check_canary().unwrap();
+            }
+            Err(error) => panic!(
+                "models/{name}.json no longer loads: {error}\n\
+                 Retrain the shipped models with:\n    \
+                 scripts/retrain-default-models.sh"
+            ),
+        }
     }
 }
