@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the hot paths: applying an event, extracting features,
 //! predicting, and a whole in-process score (store read + features + model +
-//! reasons), on a debtor with the typical 20-event history.
+//! reasons, and with a contact plan), on a debtor with the typical 20-event
+//! history.
 //!
 //! ```text
 //! cargo bench --bench hot_paths
@@ -12,11 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use mora::events::{Channel, ContactOutcome, Event, EventKind, Money, UnixTime, validation};
+use mora::events::{
+    Channel, ChannelSet, ContactOutcome, Event, EventKind, Money, Profile, UnixTime, validation,
+};
 use mora::features::extract;
-use mora::models::{ModelFile, ModelRegistry, PaymentModel};
+use mora::models::{ContactModel, ModelFile, ModelRegistry, PaymentModel, ServedModel};
 use mora::policy::ContactPolicy;
-use mora::scoring::{ContactPlanConfig, Scorer, ScoringConfig};
+use mora::scoring::{ContactPlanConfig, PlanRequest, Scorer, ScoringConfig};
 use mora::sim::SimConfig;
 use mora::state::{DebtorState, Store};
 use mora::train::{Algorithm, TrainConfig, train_on_simulation};
@@ -174,8 +177,28 @@ fn benches(c: &mut Criterion) {
     for e in typical_history() {
         store.apply(&e).unwrap();
     }
+    // The same history with a profile in New York, for contact plans.
+    let profile = EventKind::Profile(Profile {
+        timezone: Some(chrono_tz::America::New_York),
+        country: validation::country("c", "US").unwrap(),
+        authorised_channels: ChannelSet::EMPTY,
+    });
+    for e in typical_history()
+        .into_iter()
+        .chain([event("profile".into(), 0, profile)])
+    {
+        store
+            .apply(&Event {
+                debtor_id: "bench-planned".into(),
+                ..e
+            })
+            .unwrap();
+    }
     let registry = ModelRegistry::empty();
     registry.set_payment(Arc::new(model));
+    let contact_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/contact.json");
+    let contact = ContactModel::new(ModelFile::read(&contact_path).unwrap()).unwrap();
+    registry.set_active(ServedModel::Contact(contact));
     let scorer = Scorer::new(
         store,
         Arc::new(registry),
@@ -185,6 +208,13 @@ fn benches(c: &mut Criterion) {
     );
     c.bench_function("scoring/score_known", |b| {
         b.iter(|| scorer.score(black_box("bench-debtor"), as_of, None))
+    });
+    let plan = PlanRequest {
+        slots: 5,
+        explore: None,
+    };
+    c.bench_function("scoring/score_with_plan", |b| {
+        b.iter(|| scorer.score(black_box("bench-planned"), as_of, Some(plan)))
     });
     c.bench_function("scoring/score_unknown", |b| {
         b.iter(|| scorer.score(black_box("nobody"), as_of, None))

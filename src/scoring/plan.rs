@@ -183,17 +183,24 @@ pub fn plan(
     let summary = ContactSummary::new(context.log, feature_zone, now, model.success());
     let mut rng = request.explore.map(ChaCha8Rng::seed_from_u64);
     let mut candidates = Vec::new();
+    // A slot's features depend only on its channel, local hour and day type,
+    // which repeat over the days of the plan: predict each once.
+    let mut predicted = [[[None::<f64>; 2]; 24]; 4];
     for h in 0..hours {
         if time_ok[h as usize].is_err() {
             continue;
         }
         let start = UnixTime(first.0 + h * SECONDS_PER_HOUR);
+        // Local hour and day type, read once for every channel.
+        let at_hour = Slot::at(Channel::Call, start, feature_zone);
         for channel in Channel::ALL {
             if allowed(channel, h).is_err() {
                 continue;
             }
-            let slot = Slot::at(channel, start, feature_zone);
-            let p_success = model.predict(&summary.features(slot));
+            let slot = Slot { channel, ..at_hour };
+            let memo = &mut predicted[channel.index()][slot.local_hour.min(23) as usize]
+                [usize::from(slot.is_weekend)];
+            let p_success = *memo.get_or_insert_with(|| model.predict(&summary.features(slot)));
             let sampled = rng.as_mut().map(|rng| {
                 let weight = config.prior_attempts + summary.attempts_in(slot);
                 let (a, b) = (p_success * weight + 1e-3, (1.0 - p_success) * weight + 1e-3);
@@ -201,7 +208,8 @@ pub fn plan(
             });
             candidates.push(PlannedSlot {
                 start,
-                local_start: local_text(display_zone, start),
+                // Written for the slots kept, once ranked.
+                local_start: String::new(),
                 channel,
                 p_success,
                 sampled,
@@ -209,13 +217,21 @@ pub fn plan(
         }
     }
     let rank = |s: &PlannedSlot| s.sampled.unwrap_or(s.p_success);
-    candidates.sort_by(|a, b| {
+    let order = |a: &PlannedSlot, b: &PlannedSlot| {
         rank(b)
             .total_cmp(&rank(a))
             .then(a.start.cmp(&b.start))
             .then(a.channel.index().cmp(&b.channel.index()))
-    });
-    candidates.truncate(request.slots);
+    };
+    if request.slots < candidates.len() {
+        // Only the best few are kept: select them, then sort only those.
+        candidates.select_nth_unstable_by(request.slots, order);
+        candidates.truncate(request.slots);
+    }
+    candidates.sort_by(order);
+    for slot in &mut candidates {
+        slot.local_start = local_text(display_zone, slot.start);
+    }
     plan.slots = candidates;
     plan
 }
