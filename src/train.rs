@@ -8,6 +8,7 @@
 
 pub mod boost;
 pub mod contact;
+pub mod contact_quality;
 pub mod evaluate;
 pub mod fit;
 pub mod labels;

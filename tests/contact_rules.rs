@@ -522,3 +522,28 @@ proptest! {
         prop_assert_eq!(plan.slots.len(), allowed);
     }
 }
+
+#[test]
+fn the_documented_policy_file_is_accepted() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/contact-policy.md"),
+    )
+    .unwrap();
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/contact-policy.md has a TOML example");
+    let policy = ContactPolicy::from_toml(example, "docs/contact-policy.md").unwrap();
+    let mexico = validation::country("country", "MX").unwrap();
+    assert_eq!(policy.jurisdiction(Some(mexico)).name, "mexico");
+
+    let broken = example.replace("15:00-20:00", "15:00-25:00");
+    let error = ContactPolicy::from_toml(&broken, "docs")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("jurisdictions.mexico.windows.monday[1]"),
+        "{error}"
+    );
+}

@@ -19,7 +19,7 @@ use crate::events::{Channel, ContactOutcome, UnixTime};
 use crate::state::contacts::ContactLog;
 
 /// Bumped whenever a contact feature's definition changes.
-pub const CONTACT_SCHEMA_VERSION: u32 = 1;
+pub const CONTACT_SCHEMA_VERSION: u32 = 2;
 
 /// Contact feature names, in the order of every contact feature vector.
 pub const CONTACT_FEATURE_NAMES: [&str; CONTACT_FEATURE_COUNT] = [
@@ -41,13 +41,24 @@ pub const CONTACT_FEATURE_NAMES: [&str; CONTACT_FEATURE_COUNT] = [
     "attempts_7d",
     "days_since_last_success",
     "days_since_last_channel_attempt",
+    "log_channel_rate",
+    "hour_lift_call",
+    "hour_lift_sms",
+    "hour_lift_whatsapp",
+    "hour_lift_email",
+    "day_type_lift",
+    "log_reach_estimate",
 ];
 
 /// Number of contact features.
-pub const CONTACT_FEATURE_COUNT: usize = 18;
+pub const CONTACT_FEATURE_COUNT: usize = 25;
 
 /// Half-life of an attempt's weight in the summary, in days.
-const HALF_LIFE_DAYS: f64 = 60.0;
+const HALF_LIFE_DAYS: f64 = 180.0;
+
+/// Weight, in attempts, with which hour and day-type rates are pulled
+/// towards the debtor's overall rate before their lift is taken.
+const LIFT_PRIOR_ATTEMPTS: f64 = 8.0;
 
 /// Durations are capped here, and "never" counts as the cap.
 const DAYS_CAP: f64 = 365.0;
@@ -180,10 +191,16 @@ impl Tally {
         }
     }
 
-    /// The success rate, shrunk towards `prior` with the weight of two
+    /// The success rate, shrunk towards `prior` with the weight of four
     /// attempts.
     fn rate(&self, prior: f64) -> f64 {
-        (self.successes + 2.0 * prior) / (self.attempts + 2.0)
+        self.rate_with(prior, 4.0)
+    }
+
+    /// The success rate, shrunk towards `prior` with the weight of `weight`
+    /// attempts.
+    fn rate_with(&self, prior: f64, weight: f64) -> f64 {
+        (self.successes + weight * prior) / (self.attempts + weight)
     }
 }
 
@@ -279,6 +296,14 @@ impl ContactSummary {
             t.map_or(DAYS_CAP, |t| self.as_of.days_since(t).clamp(0.0, DAYS_CAP))
         };
         let one_hot = |i: usize| if i == c { 1.0 } else { 0.0 };
+        // Reachability as the product of a channel's rate, an hour's lift and
+        // a day type's lift over the debtor's overall rate; the hour's lift
+        // is given per channel, for channels differ in how much the hour
+        // matters.
+        let lift = |tally: &Tally| (tally.rate_with(overall, LIFT_PRIOR_ATTEMPTS) / overall).ln();
+        let hour_lift = lift(&self.by_hour[h]);
+        let day_type_lift = lift(&self.by_day_type[usize::from(slot.is_weekend)]);
+        let log_channel_rate = channel_rate.ln();
         ContactFeatures([
             one_hot(0),
             one_hot(1),
@@ -298,6 +323,13 @@ impl ContactSummary {
             self.attempts_7d,
             days_since(self.last_success),
             days_since(self.last_attempt[c]),
+            log_channel_rate,
+            one_hot(0) * hour_lift,
+            one_hot(1) * hour_lift,
+            one_hot(2) * hour_lift,
+            one_hot(3) * hour_lift,
+            day_type_lift,
+            log_channel_rate + hour_lift + day_type_lift,
         ])
     }
 }

@@ -49,6 +49,24 @@ const HOUR_SENSITIVITY: [f64; 4] = [1.0, 0.6, 0.8, 0.3];
 const MAX_REACH: f64 = 0.95;
 
 impl Traits {
+    /// Draws a debtor's traits, living in one of `timezones`: the prior that
+    /// the simulator's debtors come from.
+    pub fn draw(rng: &mut impl Rng, timezones: &[chrono_tz::Tz]) -> Traits {
+        let beta = |a, b| Beta::new(a, b).expect("valid beta parameters");
+        Traits {
+            ability: beta(2.0, 2.0).sample(rng),
+            willingness: beta(2.5, 2.0).sample(rng),
+            promise_keeping: beta(2.0, 2.5).sample(rng),
+            payday: rng.gen_range(0..DAYS_PER_MONTH as u32),
+            contact_response: beta(2.0, 3.0).sample(rng),
+            reachability: std::array::from_fn(|_| beta(1.5, 3.0).sample(rng)),
+            best_hour: rng.gen_range(8..21),
+            hour_spread: rng.gen_range(1.5..5.0),
+            weekend_factor: rng.gen_range(0.4..1.4),
+            timezone: timezones[rng.gen_range(0..timezones.len())],
+        }
+    }
+
     /// Probability that an attempt on `channel` at `local_hour` (0..24) of a
     /// weekday or weekend day reaches the debtor: the ground truth that
     /// contact recommendations are measured against.
@@ -138,20 +156,8 @@ struct Planned {
 }
 
 pub(super) fn generate(config: &SimConfig, index: usize, rng: &mut impl Rng) -> SimulatedDebtor {
-    let beta = |a, b| Beta::new(a, b).expect("valid beta parameters");
     let region = &REGIONS[rng.gen_range(0..REGIONS.len())];
-    let traits = Traits {
-        ability: beta(2.0, 2.0).sample(rng),
-        willingness: beta(2.5, 2.0).sample(rng),
-        promise_keeping: beta(2.0, 2.5).sample(rng),
-        payday: rng.gen_range(0..DAYS_PER_MONTH as u32),
-        contact_response: beta(2.0, 3.0).sample(rng),
-        reachability: std::array::from_fn(|_| beta(1.5, 3.0).sample(rng)),
-        best_hour: rng.gen_range(8..21),
-        hour_spread: rng.gen_range(1.5..5.0),
-        weekend_factor: rng.gen_range(0.4..1.4),
-        timezone: region.timezones[rng.gen_range(0..region.timezones.len())],
-    };
+    let traits = Traits::draw(rng, region.timezones);
     let debtor_id = format!("sim-{index:07}");
     let currency = validation::currency("currency", region.currency).expect("valid code");
     let country: Country = validation::country("country", region.country).expect("valid code");
