@@ -256,3 +256,59 @@ async fn too_many_slots_is_refused_by_name() {
 
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_uploaded_contact_model_plans_once_activated() {
+    use mora::api::client;
+    use mora::api::proto::models_client::ModelsClient;
+    use mora::models::repository::Role;
+
+    let server = start(&shipped_models()).await;
+    let channel = channel(&server).await;
+    let mut ingest = IngestClient::new(channel.clone());
+    let mut scoring = ScoringClient::new(channel.clone());
+    let mut models = ModelsClient::new(channel);
+    let events = vec![event("p", DEBTOR, local(60, 12), profile())];
+    let batch = EventBatch {
+        batch_seq: 1,
+        events,
+    };
+    ingest.send(batch).await.unwrap();
+    let shipped = plan(&mut scoring, false, None).await.contact_model_version;
+
+    // The shipped contact model under a new version, its intercept moved.
+    let path = shipped_models().join("contact.json");
+    let mut model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    model["version"] = "contact-nightly".into();
+    let intercept = &mut model["model"]["fitted"]["intercept"];
+    *intercept = (intercept.as_f64().unwrap() + 0.5).into();
+    let bytes = serde_json::to_vec(&model).unwrap();
+    let header = client::header_for(&bytes, Some(Role::Active)).unwrap();
+    let stream = tokio_stream::iter(client::chunks(header, &bytes));
+    let info = models.upload(stream).await.unwrap().into_inner();
+    assert_eq!(info.version, "contact-nightly");
+
+    let response = plan(&mut scoring, false, None).await;
+    assert_eq!(response.contact_model_version, "contact-nightly");
+    assert_ne!(response.contact_model_version, shipped);
+    assert_eq!(
+        response.contact_plan.unwrap().slots.len(),
+        5,
+        "the new model plans"
+    );
+
+    // A contact model trained on another contact feature schema is refused.
+    model["version"] = "contact-old-schema".into();
+    model["feature_schema"]["hash"] = "0000000000000000".into();
+    let bytes = serde_json::to_vec(&model).unwrap();
+    let header = client::header_for(&bytes, Some(Role::Active)).unwrap();
+    let stream = tokio_stream::iter(client::chunks(header, &bytes));
+    let status = models.upload(stream).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert!(status.message().contains("contact"), "{}", status.message());
+    let response = plan(&mut scoring, false, None).await;
+    assert_eq!(response.contact_model_version, "contact-nightly");
+
+    server.shutdown().await.unwrap();
+}

@@ -48,10 +48,13 @@ pub const CONTACT_FEATURE_NAMES: [&str; CONTACT_FEATURE_COUNT] = [
     "hour_lift_email",
     "day_type_lift",
     "log_reach_estimate",
+    "log_reach_estimate_x_evidence",
+    "log_channel_rate_x_evidence",
+    "hour_lift_x_evidence",
 ];
 
 /// Number of contact features.
-pub const CONTACT_FEATURE_COUNT: usize = 25;
+pub const CONTACT_FEATURE_COUNT: usize = 28;
 
 /// Half-life of an attempt's weight in the summary, in days.
 const HALF_LIFE_DAYS: f64 = 180.0;
@@ -304,6 +307,7 @@ impl ContactSummary {
         let hour_lift = lift(&self.by_hour[h]);
         let day_type_lift = lift(&self.by_day_type[usize::from(slot.is_weekend)]);
         let log_channel_rate = channel_rate.ln();
+        let log_reach_estimate = log_channel_rate + hour_lift + day_type_lift;
         ContactFeatures([
             one_hot(0),
             one_hot(1),
@@ -329,7 +333,12 @@ impl ContactSummary {
             one_hot(2) * hour_lift,
             one_hot(3) * hour_lift,
             day_type_lift,
-            log_channel_rate + hour_lift + day_type_lift,
+            log_reach_estimate,
+            // The same estimates scaled by how much history they rest on, so
+            // that a linear model can trust them more the more there is.
+            log_reach_estimate * self.all.attempts.ln_1p(),
+            log_channel_rate * self.by_channel[c].attempts.ln_1p(),
+            hour_lift * self.all.attempts.ln_1p(),
         ])
     }
 }

@@ -44,10 +44,11 @@ pub enum LifecycleError {
     #[error("parse: {0}")]
     Parse(String),
     #[error(
-        "schema: feature_schema.hash {model_hash} differs from this server's {server_hash}; \
-         retrain the model with this version of mora"
+        "schema: feature_schema.hash {model_hash} differs from this server's {kind} feature \
+         schema hash {server_hash}; retrain the model with this version of mora"
     )]
     Schema {
+        kind: &'static str,
         model_hash: String,
         server_hash: String,
     },
@@ -207,10 +208,11 @@ fn validate(
 ) -> Result<(ModelFile, ServedModel), LifecycleError> {
     let file = ModelFile::from_json(bytes, Path::new(version)).map_err(|e| match e {
         ModelError::SchemaMismatch {
+            kind,
             model_hash,
             server_hash,
-            ..
         } => LifecycleError::Schema {
+            kind,
             model_hash,
             server_hash,
         },
