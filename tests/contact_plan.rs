@@ -53,14 +53,9 @@ async fn plan(
     scoring.score(request).await.unwrap().into_inner()
 }
 
-#[tokio::test]
-async fn the_plan_moves_to_where_the_debtor_answers() {
-    let server = start(&shipped_models()).await;
-    let channel = channel(&server).await;
-    let mut ingest = IngestClient::new(channel.clone());
-    let mut scoring = ScoringClient::new(channel);
-
-    let overdue = vec![
+/// Sends the debtor's New York profile and an invoice 40 days overdue.
+async fn send_overdue_debtor(ingest: &mut IngestClient<tonic::transport::Channel>) {
+    let events = vec![
         event("p", DEBTOR, local(60, 12), profile()),
         event(
             "i",
@@ -71,9 +66,19 @@ async fn the_plan_moves_to_where_the_debtor_answers() {
     ];
     let batch = EventBatch {
         batch_seq: 1,
-        events: overdue,
+        events,
     };
     ingest.send(batch).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_plan_moves_to_where_the_debtor_answers() {
+    let server = start(&shipped_models()).await;
+    let channel = channel(&server).await;
+    let mut ingest = IngestClient::new(channel.clone());
+    let mut scoring = ScoringClient::new(channel);
+
+    send_overdue_debtor(&mut ingest).await;
     let before = plan(&mut scoring, false, None).await;
     let plan_before = before.contact_plan.expect("a plan");
     assert_eq!(plan_before.jurisdiction, "united_states");
@@ -173,20 +178,7 @@ async fn exploration_is_reproducible_by_seed_and_still_allowed() {
     let channel = channel(&server).await;
     let mut ingest = IngestClient::new(channel.clone());
     let mut scoring = ScoringClient::new(channel);
-    let events = vec![
-        event("p", DEBTOR, local(60, 12), profile()),
-        event(
-            "i",
-            DEBTOR,
-            local(60, 12),
-            invoice("inv", 50_000, local(40, 0)),
-        ),
-    ];
-    let batch = EventBatch {
-        batch_seq: 1,
-        events,
-    };
-    ingest.send(batch).await.unwrap();
+    send_overdue_debtor(&mut ingest).await;
 
     let first = plan(&mut scoring, true, Some(7))
         .await
@@ -268,12 +260,7 @@ async fn an_uploaded_contact_model_plans_once_activated() {
     let mut ingest = IngestClient::new(channel.clone());
     let mut scoring = ScoringClient::new(channel.clone());
     let mut models = ModelsClient::new(channel);
-    let events = vec![event("p", DEBTOR, local(60, 12), profile())];
-    let batch = EventBatch {
-        batch_seq: 1,
-        events,
-    };
-    ingest.send(batch).await.unwrap();
+    send_overdue_debtor(&mut ingest).await;
     let shipped = plan(&mut scoring, false, None).await.contact_model_version;
 
     // The shipped contact model under a new version, its intercept moved.

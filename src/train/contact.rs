@@ -6,7 +6,7 @@
 
 use ndarray::Array1;
 
-use super::fit::{fit_logistic_rows, to_utc};
+use super::fit::{fit_logistic_rows, to_utc, training_data};
 use super::replay::Replay;
 use super::{Evaluation, TrainConfig, TrainError};
 use crate::events::{Channel, Event, EventKind, UnixTime};
@@ -14,9 +14,7 @@ use crate::features::contact::{
     CONTACT_FEATURE_COUNT, ContactFeatures, ContactSummary, Slot, SuccessDefinition,
 };
 use crate::models::contact::success_record;
-use crate::models::file::{
-    FORMAT_VERSION, FeatureSchemaRecord, LabelDefinition, SplitRecord, TrainingData,
-};
+use crate::models::file::{FORMAT_VERSION, FeatureSchemaRecord, LabelDefinition, SplitRecord};
 use crate::models::{ContactModel, ModelFile, ModelKind};
 use crate::state::contacts::ContactLog;
 
@@ -131,7 +129,6 @@ pub fn train_contact_model(
     let targets: Array1<bool> = train.iter().map(|s| s.is_success).collect();
     let model = fit_logistic_rows(&rows, targets, CONTACT_FEATURE_COUNT, config)?;
 
-    let all = || train.iter().chain(test.iter()).map(|s| s.at);
     let mut file = ModelFile {
         format_version: FORMAT_VERSION,
         kind: ModelKind::Contact,
@@ -144,14 +141,13 @@ pub fn train_contact_model(
             success_outcomes: Some(success_record(success)),
             description: describe(success),
         },
-        training: TrainingData {
-            source: config.source.clone(),
-            from: to_utc(all().min().unwrap_or_default()),
-            to: to_utc(all().max().unwrap_or_default()),
-            split: split.record.clone(),
-            train_rows: train.len(),
-            test_rows: test.len(),
-        },
+        training: training_data(
+            config,
+            train.iter().chain(test.iter()).map(|s| s.at),
+            split.record.clone(),
+            train.len(),
+            test.len(),
+        ),
         metrics: Default::default(),
         base_rate: positives as f64 / train.len() as f64,
         model,

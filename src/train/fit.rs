@@ -153,6 +153,25 @@ pub(super) fn fit_logistic_rows(
     Ok(Estimator::LogisticRegression { scaling, fitted })
 }
 
+/// What a model file records of its training data: the source, the time
+/// range of every sample at `times`, the split and the row counts.
+pub(super) fn training_data(
+    config: &TrainConfig,
+    times: impl Iterator<Item = UnixTime> + Clone,
+    split: SplitRecord,
+    train_rows: usize,
+    test_rows: usize,
+) -> TrainingData {
+    TrainingData {
+        source: config.source.clone(),
+        from: to_utc(times.clone().min().unwrap_or_default()),
+        to: to_utc(times.max().unwrap_or_default()),
+        split,
+        train_rows,
+        test_rows,
+    }
+}
+
 pub(super) fn to_utc(at: UnixTime) -> DateTime<Utc> {
     DateTime::from_timestamp(at.0, 0).unwrap_or_default()
 }
@@ -181,7 +200,6 @@ pub fn train_payment_model(
             Estimator::BoostedTrees(fit_boosted_trees(train, &config.boost)?)
         }
     };
-    let all = || train.iter().chain(test.iter()).map(|s| s.at);
     let mut file = ModelFile {
         format_version: FORMAT_VERSION,
         kind: ModelKind::Payment,
@@ -190,14 +208,13 @@ pub fn train_payment_model(
         feature_schema: FeatureSchemaRecord::of(ModelKind::Payment),
         horizon_days: Some(config.points.horizon_days as u32),
         label,
-        training: TrainingData {
-            source: config.source.clone(),
-            from: to_utc(all().min().unwrap_or_default()),
-            to: to_utc(all().max().unwrap_or_default()),
-            split: split.record.clone(),
-            train_rows: train.len(),
-            test_rows: test.len(),
-        },
+        training: training_data(
+            config,
+            train.iter().chain(test.iter()).map(|s| s.at),
+            split.record.clone(),
+            train.len(),
+            test.len(),
+        ),
         metrics: Default::default(),
         base_rate: positives as f64 / train.len() as f64,
         model,
