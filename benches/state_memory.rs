@@ -2,8 +2,13 @@
 //! while debtors are loaded into a `Store`, divided by the number of debtors.
 //! This includes the map's own tables and keys, not only the debtor states.
 //!
+//! The typical history is loaded for `MORA_MEMORY_DEBTORS` debtors (200,000
+//! by default; one count per run, so that each count starts from a fresh
+//! process), the simulated one for 200,000.
+//!
 //! ```text
 //! cargo bench --bench state_memory
+//! MORA_MEMORY_DEBTORS=10000000 cargo bench --bench state_memory
 //! ```
 
 // Counting allocations means implementing `GlobalAlloc`, an unsafe trait; the
@@ -142,8 +147,11 @@ fn main() {
     let debtors = 200_000;
     let state_size = std::mem::size_of::<mora::state::DebtorState>();
     println!("size_of::<DebtorState>() = {state_size} bytes");
-    let (typical_cost, _typical_store) = measure(debtors, typical);
-    report("typical history", debtors, typical_cost);
+    let typical_debtors = common::setting("MORA_MEMORY_DEBTORS", debtors);
+    let started = std::time::Instant::now();
+    let (typical_cost, _typical_store) = measure(typical_debtors, typical);
+    report("typical history", typical_debtors, typical_cost);
+    println!("  loaded in {:.1} s", started.elapsed().as_secs_f64());
     let sim = SimConfig {
         debtors,
         ..SimConfig::default()
