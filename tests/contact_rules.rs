@@ -11,6 +11,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike};
 use chrono_tz::Tz;
 use mora::events::{Channel, ChannelSet, ContactOutcome, Profile, UnixTime, validation};
 use mora::models::{ContactModel, ModelFile};
+use mora::policy::file::WEEKDAYS;
 use mora::policy::{ContactContext, ContactPolicy};
 use mora::scoring::plan::{ContactPlan, ContactPlanConfig, PlanRequest, plan};
 use mora::state::contacts::{ContactLog, ContactRecord};
@@ -225,16 +226,7 @@ impl RandomRules {
         text += &format!("require_authorisation = {}\n", self.require_authorisation);
         let dates: Vec<String> = self.holidays.iter().map(|d| format!("\"{d}\"")).collect();
         text += &format!("holidays.dates = [{}]\n", dates.join(", "));
-        let days = [
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ];
-        for (day, windows) in days.iter().zip(&self.windows) {
+        for (day, windows) in WEEKDAYS.iter().zip(&self.windows) {
             let spans: Vec<String> = windows
                 .iter()
                 .map(|(s, e)| format!("\"{}-{}\"", hm(*s), hm(*e)))
