@@ -21,7 +21,7 @@ use mora::models::{ContactModel, ModelFile, ModelRegistry, PaymentModel, ServedM
 use mora::policy::ContactPolicy;
 use mora::scoring::{ContactPlanConfig, PlanRequest, Scorer, ScoringConfig};
 use mora::sim::SimConfig;
-use mora::state::{DebtorState, Store};
+use mora::state::{DebtorState, DedupEpoch, Store};
 use mora::train::{Algorithm, TrainConfig, train_on_simulation};
 
 const T0: i64 = 1_767_571_200;
@@ -87,7 +87,7 @@ fn typical_history() -> Vec<Event> {
 fn typical_state() -> DebtorState {
     let mut state = DebtorState::default();
     for e in typical_history() {
-        state.apply(&e).unwrap();
+        state.apply(&e, DedupEpoch::FOREVER).unwrap();
     }
     state
 }
@@ -122,7 +122,7 @@ fn benches(c: &mut Criterion) {
             b.iter_batched(
                 || state.clone(),
                 |mut s| {
-                    let _ = black_box(s.apply(&e));
+                    let _ = black_box(s.apply(&e, DedupEpoch::FOREVER));
                     s
                 },
                 BatchSize::SmallInput,

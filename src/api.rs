@@ -10,6 +10,7 @@ pub mod error;
 pub mod event_file;
 pub mod ingest;
 pub mod models;
+pub mod readiness;
 pub mod scoring;
 
 pub use error::ApiError;

@@ -11,7 +11,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::events::EventLimits;
+use crate::durability::{DurabilityConfig, FsyncPolicy};
+use crate::events::{EventLimits, SECONDS_PER_DAY};
 use crate::scoring::{ContactPlanConfig, ScoringConfig};
 use crate::telemetry::LogFormat;
 
@@ -26,8 +27,8 @@ pub struct Config {
     /// Directory holding the shipped model files, imported into the model
     /// repository at start and served when no uploaded version is active.
     pub models_dir: PathBuf,
-    /// Directory for durable state: the model repository (`models/`). Debtor
-    /// state is kept in memory only.
+    /// Directory for durable state: the model repository (`models/`) and,
+    /// with durability on, the debtor state's log and snapshots (`state/`).
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     /// Longest wait, on shutdown, for requests and connections to finish.
@@ -36,6 +37,8 @@ pub struct Config {
     /// presets alone when absent.
     pub policy_file: Option<PathBuf>,
     pub ingest: IngestConfig,
+    pub state: StateConfig,
+    pub durability: DurabilityConfig,
     pub scoring: ScoringConfig,
     pub contact: ContactPlanConfig,
     pub models: ModelsConfig,
@@ -68,9 +71,48 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             policy_file: None,
             ingest: IngestConfig::default(),
+            state: StateConfig::default(),
+            durability: DurabilityConfig::default(),
             scoring: ScoringConfig::default(),
             contact: ContactPlanConfig::default(),
             models: ModelsConfig::default(),
+        }
+    }
+}
+
+/// Bounds on the debtor state held in memory (`[state]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Most debtors held; events of new debtors beyond it are refused with
+    /// `RESOURCE_EXHAUSTED` while known debtors keep updating. 0: no limit.
+    pub max_debtors: usize,
+    /// Debtors that owe nothing and whose latest event is older than this
+    /// many days are evicted; 0 never evicts. Must exceed
+    /// `ingest.late_event_horizon_days`, so that any re-sent event of an
+    /// evicted debtor is refused as late rather than applied again.
+    pub evict_idle_days: u32,
+    /// Seconds between eviction sweeps.
+    pub evict_interval_secs: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            max_debtors: 0,
+            evict_idle_days: 0,
+            evict_interval_secs: 60,
+        }
+    }
+}
+
+impl StateConfig {
+    /// The debtor limit as the store takes it.
+    pub fn max_debtors(&self) -> usize {
+        if self.max_debtors == 0 {
+            usize::MAX
+        } else {
+            self.max_debtors
         }
     }
 }
@@ -85,6 +127,11 @@ pub struct IngestConfig {
     pub max_id_len: usize,
     /// How far in the future `occurred_at` may be, in seconds.
     pub max_clock_skew_secs: i64,
+    /// Events whose `occurred_at` is more than this many days before the
+    /// server's clock are refused as late; 0 accepts any age. With a horizon,
+    /// event ids are remembered for about as long and then forgotten, which
+    /// bounds the memory spent on spotting duplicates.
+    pub late_event_horizon_days: u32,
 }
 
 impl Default for IngestConfig {
@@ -94,16 +141,27 @@ impl Default for IngestConfig {
             max_batch_events: 10_000,
             max_id_len: limits.max_id_len,
             max_clock_skew_secs: limits.max_clock_skew_secs,
+            late_event_horizon_days: 0,
         }
     }
 }
 
 impl IngestConfig {
+    /// How long event ids are remembered in each dedup epoch, in seconds
+    /// (0: forever).
+    pub fn dedup_epoch_secs(&self) -> i64 {
+        crate::durability::dedup_epoch_secs(
+            i64::from(self.late_event_horizon_days) * SECONDS_PER_DAY,
+            self.max_clock_skew_secs,
+        )
+    }
+
     /// The per-event limits.
     pub fn limits(&self) -> EventLimits {
         EventLimits {
             max_id_len: self.max_id_len,
             max_clock_skew_secs: self.max_clock_skew_secs,
+            late_horizon_secs: i64::from(self.late_event_horizon_days) * SECONDS_PER_DAY,
         }
     }
 }
@@ -230,6 +288,32 @@ impl Config {
         if self.ingest.max_clock_skew_secs < 0 {
             return invalid("ingest.max_clock_skew_secs", "must be 0 or more".into());
         }
+        let (horizon, idle) = (
+            self.ingest.late_event_horizon_days,
+            self.state.evict_idle_days,
+        );
+        if idle > 0 && (horizon == 0 || idle <= horizon) {
+            return invalid(
+                "state.evict_idle_days",
+                format!(
+                    "must exceed ingest.late_event_horizon_days (> 0), so that a re-sent event \
+                     of an evicted debtor is refused as late; got {idle} with a horizon of {horizon}"
+                ),
+            );
+        }
+        if idle > 0 && self.state.evict_interval_secs == 0 {
+            return invalid("state.evict_interval_secs", "must be at least 1".into());
+        }
+        let durability = &self.durability;
+        if durability.fsync == FsyncPolicy::Interval && durability.fsync_interval_ms == 0 {
+            return invalid("durability.fsync_interval_ms", "must be at least 1".into());
+        }
+        if durability.segment_bytes < 4096 {
+            return invalid(
+                "durability.segment_bytes",
+                format!("must be at least 4096, got {}", durability.segment_bytes),
+            );
+        }
         Ok(())
     }
 }
@@ -284,6 +368,11 @@ mod tests {
                 err.to_string().contains("scoring.high_risk_max_p_pay"),
                 "{err}"
             );
+
+            jail.create_file("evict.toml", "[state]\nevict_idle_days = 30\n")?;
+            let err =
+                Config::load(Some(Path::new("evict.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("state.evict_idle_days"), "{err}");
 
             jail.create_file("typo.toml", "[scoring]\nmax_batch = 3\n")?;
             let err =

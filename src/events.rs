@@ -9,10 +9,14 @@ pub mod validation;
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 pub use validation::{EventError, EventLimits};
 
 /// Seconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct UnixTime(pub i64);
 
 /// Seconds in a day, the unit of every duration feature.
@@ -50,7 +54,8 @@ impl fmt::Display for UnixTime {
 }
 
 /// An ISO 4217 currency code: three upper-case ASCII letters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "[u8; 3]", into = "[u8; 3]")]
 pub struct Currency([u8; 3]);
 
 impl Currency {
@@ -67,15 +72,30 @@ impl fmt::Display for Currency {
     }
 }
 
+impl TryFrom<[u8; 3]> for Currency {
+    type Error = EventError;
+
+    /// Decodes stored bytes, with the same check as the wire form.
+    fn try_from(bytes: [u8; 3]) -> Result<Self, EventError> {
+        validation::currency("currency", &String::from_utf8_lossy(&bytes))
+    }
+}
+
+impl From<Currency> for [u8; 3] {
+    fn from(currency: Currency) -> Self {
+        currency.0
+    }
+}
+
 /// An amount in minor units of a currency. Never a float.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
     pub minor_units: i64,
     pub currency: Currency,
 }
 
 /// A channel through which a debtor can be contacted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Channel {
     Call,
     Sms,
@@ -119,7 +139,10 @@ impl Channel {
 }
 
 /// A set of channels, one bit per channel.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(try_from = "u8", into = "u8")]
 pub struct ChannelSet(u8);
 
 impl ChannelSet {
@@ -164,6 +187,27 @@ impl ChannelSet {
     }
 }
 
+impl TryFrom<u8> for ChannelSet {
+    type Error = EventError;
+
+    /// Decodes stored bits, refusing bits of no channel.
+    fn try_from(bits: u8) -> Result<Self, EventError> {
+        if bits & !ChannelSet::ALL.0 != 0 {
+            return Err(EventError::new(
+                "channels",
+                format!("bits {bits:#010b} name no channel"),
+            ));
+        }
+        Ok(ChannelSet(bits))
+    }
+}
+
+impl From<ChannelSet> for u8 {
+    fn from(set: ChannelSet) -> Self {
+        set.0
+    }
+}
+
 impl FromIterator<Channel> for ChannelSet {
     fn from_iter<I: IntoIterator<Item = Channel>>(channels: I) -> Self {
         channels
@@ -173,7 +217,7 @@ impl FromIterator<Channel> for ChannelSet {
 }
 
 /// What came of a contact attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ContactOutcome {
     Delivered,
     Failed,
@@ -251,7 +295,8 @@ impl ContactOutcome {
 }
 
 /// An ISO 3166-1 alpha-2 country code: two upper-case ASCII letters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "[u8; 2]", into = "[u8; 2]")]
 pub struct Country([u8; 2]);
 
 impl Country {
@@ -261,8 +306,23 @@ impl Country {
     }
 }
 
+impl TryFrom<[u8; 2]> for Country {
+    type Error = EventError;
+
+    /// Decodes stored bytes, with the same check as the wire form.
+    fn try_from(bytes: [u8; 2]) -> Result<Self, EventError> {
+        validation::country("country", &String::from_utf8_lossy(&bytes))
+    }
+}
+
+impl From<Country> for [u8; 2] {
+    fn from(country: Country) -> Self {
+        country.0
+    }
+}
+
 /// Where a debtor lives and how they agreed to be contacted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     /// `None` when the platform does not know it: contact rules then take
     /// the most restrictive reading over the country's time zones.
@@ -274,7 +334,7 @@ pub struct Profile {
 }
 
 /// One fact about one debtor.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Unique per debtor; applying an event id twice has no effect.
     pub event_id: String,
@@ -284,7 +344,7 @@ pub struct Event {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EventKind {
     Profile(Profile),
     InvoiceIssued {

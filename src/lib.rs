@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod durability;
 pub mod events;
 pub mod features;
 pub mod models;

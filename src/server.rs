@@ -1,10 +1,11 @@
 //! Assembles a running mora server: state, the model repository, the gRPC
 //! services (with health and reflection) and the Prometheus endpoint, all
-//! stopped together.
+//! stopped together; and, beside them, the recovery of debtor state, the
+//! periodic snapshots and the eviction of idle debtors.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,21 +17,24 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic_health::ServingStatus;
 
 use crate::api::ingest::IngestService;
 use crate::api::models::ModelsService;
 use crate::api::proto::{
     self, ingest_server::IngestServer, models_server::ModelsServer, scoring_server::ScoringServer,
 };
+use crate::api::readiness::Readiness;
 use crate::api::scoring::ScoringService;
 use crate::config::Config;
+use crate::durability::Journal;
 use crate::models::ModelRegistry;
 use crate::models::repository::ModelRepository;
 use crate::policy::ContactPolicy;
 use crate::scoring::Scorer;
 use crate::state::Store;
 use crate::telemetry;
+
+mod upkeep;
 
 /// A server that is accepting requests.
 pub struct RunningServer {
@@ -42,6 +46,10 @@ pub struct RunningServer {
     grace: Duration,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     metrics: JoinHandle<()>,
+    upkeep: JoinHandle<()>,
+    store: Arc<Store>,
+    journal: Arc<OnceLock<Arc<Journal>>>,
+    readiness: Readiness,
 }
 
 impl RunningServer {
@@ -50,6 +58,7 @@ impl RunningServer {
     /// that never lets its connection close cannot hold the server. What is
     /// still open then ends with the process.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.readiness.stopping().await;
         let _ = self.stop.send(true);
         let mut grpc = self.grpc;
         match tokio::time::timeout(self.grace, &mut grpc).await {
@@ -63,14 +72,33 @@ impl RunningServer {
             }
         }
         self.metrics.await.context("metrics server task failed")?;
+        self.upkeep.await.context("state upkeep task failed")?;
+
+        // What was acknowledged is in the log already; a final snapshot
+        // spares the next start its replay.
+        if let Some(journal) = self.journal.get().cloned() {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || {
+                upkeep::snapshot(&journal, &store);
+                journal.close()
+            })
+            .await
+            .context("final snapshot task failed")??;
+        }
         Ok(())
+    }
+
+    /// Resolves once the debtor state has been recovered and ingest and
+    /// scoring answer (never, if recovery failed: see the log).
+    pub async fn recovered(&self) {
+        self.readiness.wait_recovered().await;
     }
 }
 
 /// Starts a server with `config` and returns once both ports are bound.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let prometheus = telemetry::prometheus();
-    let store = Arc::new(Store::new());
+    let store = Arc::new(Store::with_max_debtors(config.state.max_debtors()));
     let models = Arc::new(ModelRegistry::empty());
     let repository_dir = config.data_dir.join("models");
     let repository = Arc::new(
@@ -82,7 +110,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )
         .with_context(|| format!("opening the model repository {}", repository_dir.display()))?,
     );
-    let is_ready = models.is_ready();
     let policy = Arc::new(match &config.policy_file {
         Some(path) => ContactPolicy::load(path)?,
         None => ContactPolicy::presets(),
@@ -104,18 +131,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let grpc_addr = grpc_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
 
-    // Health: SERVING only once the models needed for scores are loaded.
+    // Health: NOT_SERVING until the state is recovered and, for scoring,
+    // the models needed for scores are loaded.
     let (health, health_service) = tonic_health::server::health_reporter();
-    let status = if is_ready {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
-    };
-    health.set_service_status("", status).await;
-    health
-        .set_service_status("mora.v1.Ingest", ServingStatus::Serving)
-        .await;
-    health.set_service_status("mora.v1.Scoring", status).await;
+    let readiness = Readiness::new(models.clone(), health);
+    readiness.report().await;
+    let journal = Arc::new(OnceLock::new());
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -123,17 +144,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .build_v1()
         .context("building the reflection service")?;
 
-    let ingest = IngestService::new(store.clone(), config.ingest.clone());
-    let lifecycle = ModelsService::new(repository, models.clone(), health.clone());
+    let ingest = IngestService::new(
+        store.clone(),
+        config.ingest.clone(),
+        journal.clone(),
+        readiness.clone(),
+    );
+    let lifecycle = ModelsService::new(repository, readiness.clone());
     let scoring = ScoringService::new(
         Scorer::new(
-            store,
+            store.clone(),
             models,
             policy,
             config.scoring.clone(),
             config.contact.clone(),
         ),
         config.ingest.limits(),
+        readiness.clone(),
     );
 
     let (stop, stopped) = watch::channel(false);
@@ -149,16 +176,32 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 until(stopped.clone()),
             ),
     );
-    let metrics = tokio::spawn(serve_metrics(metrics_listener, prometheus, until(stopped)));
+    let metrics = tokio::spawn(serve_metrics(
+        metrics_listener,
+        prometheus,
+        until(stopped.clone()),
+    ));
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let upkeep = tokio::spawn(upkeep::upkeep(
+        config,
+        store.clone(),
+        journal.clone(),
+        readiness.clone(),
+        stopped,
+    ));
 
     tracing::info!(%grpc_addr, %metrics_addr, "Listening");
     Ok(RunningServer {
         grpc_addr,
         metrics_addr,
         stop,
-        grace: Duration::from_secs(config.shutdown_grace_secs),
+        grace,
         grpc,
         metrics,
+        upkeep,
+        store,
+        journal,
+        readiness,
     })
 }
 

@@ -4,6 +4,10 @@
 //! state, within float rounding for decayed sums) and idempotent per
 //! `event_id`. Writers lock one shard for the duration of one event; readers
 //! lock a shard for reading only while they compute one feature vector.
+//!
+//! The store can be bounded: past `max_debtors`, events of new debtors are
+//! refused while known debtors keep updating; idle debtors that owe nothing
+//! can be evicted.
 
 pub mod contacts;
 pub mod debtor;
@@ -11,36 +15,118 @@ pub mod decay;
 pub mod ledger;
 pub mod stamp;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 
-pub use debtor::{Applied, DebtorState, StateError};
+pub use debtor::{Applied, DebtorState, DedupEpoch, StateError};
 
-use crate::events::Event;
+use crate::events::{Event, UnixTime};
+
+/// Shards of the debtor map. Many small shards keep the time a writer waits
+/// for a snapshot reading one shard short.
+const SHARDS: usize = 512;
 
 /// All debtors' state, sharded for concurrent ingest and scoring.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Store {
     /// Boxed, so that the map's spare capacity costs a pointer per slot rather
     /// than a whole state.
     debtors: DashMap<Box<str>, Box<DebtorState>>,
+    /// Number of debtors, kept beside the map so that reading it locks nothing.
+    len: AtomicUsize,
+    max_debtors: usize,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::with_max_debtors(usize::MAX)
+    }
 }
 
 impl Store {
-    /// An empty store.
+    /// An empty store without a bound.
     pub fn new() -> Self {
         Store::default()
     }
 
-    /// Applies one validated event to its debtor, creating the debtor if new.
+    /// An empty store that refuses new debtors beyond `max_debtors`.
+    pub fn with_max_debtors(max_debtors: usize) -> Self {
+        Store {
+            debtors: DashMap::with_shard_amount(SHARDS),
+            len: AtomicUsize::new(0),
+            max_debtors,
+        }
+    }
+
+    /// Applies one validated event to its debtor, creating the debtor if new;
+    /// event ids are remembered forever.
     pub fn apply(&self, event: &Event) -> Result<Applied, StateError> {
+        self.apply_in(event, DedupEpoch::FOREVER)
+    }
+
+    /// Applies one validated event, remembering its id in `epoch`.
+    pub fn apply_in(&self, event: &Event, epoch: DedupEpoch) -> Result<Applied, StateError> {
+        self.apply_bounded(event, epoch, self.max_debtors)
+    }
+
+    /// [`Store::apply_in`] without the bound on debtors, for replaying events
+    /// that were accepted before.
+    pub fn replay_in(&self, event: &Event, epoch: DedupEpoch) -> Result<Applied, StateError> {
+        self.apply_bounded(event, epoch, usize::MAX)
+    }
+
+    fn apply_bounded(
+        &self,
+        event: &Event,
+        epoch: DedupEpoch,
+        max_debtors: usize,
+    ) -> Result<Applied, StateError> {
         // The common case, an existing debtor, needs no key allocation.
         if let Some(mut debtor) = self.debtors.get_mut(event.debtor_id.as_str()) {
-            return debtor.apply(event);
+            return debtor.apply(event, epoch);
         }
-        self.debtors
-            .entry(event.debtor_id.as_str().into())
-            .or_default()
-            .apply(event)
+        match self.debtors.entry(event.debtor_id.as_str().into()) {
+            Entry::Occupied(mut debtor) => debtor.get_mut().apply(event, epoch),
+            Entry::Vacant(slot) => {
+                if self.len.load(Ordering::Relaxed) >= max_debtors {
+                    return Err(StateError::StoreFull { max_debtors });
+                }
+                let mut debtor = Box::<DebtorState>::default();
+                let applied = debtor.apply(event, epoch)?;
+                slot.insert(debtor);
+                self.len.fetch_add(1, Ordering::Relaxed);
+                Ok(applied)
+            }
+        }
+    }
+
+    /// Puts a debtor's whole state in place, as recovery does from a snapshot.
+    pub fn insert(&self, debtor_id: Box<str>, state: DebtorState) {
+        if self.debtors.insert(debtor_id, Box::new(state)).is_none() {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes every debtor.
+    pub fn clear(&self) {
+        self.debtors.clear();
+        self.len.store(0, Ordering::Relaxed);
+    }
+
+    /// Removes the debtors that owe nothing at `now` and whose latest event
+    /// is older than `idle_since`; returns how many were removed.
+    pub fn evict_idle(&self, idle_since: UnixTime, now: UnixTime) -> usize {
+        let mut evicted = 0;
+        self.debtors.retain(|_, debtor| {
+            let is_idle = debtor.last_event_at().is_none_or(|at| at < idle_since)
+                && debtor.balances(now).open_minor <= 0;
+            evicted += usize::from(is_idle);
+            !is_idle
+        });
+        self.len.fetch_sub(evicted, Ordering::Relaxed);
+        evicted
     }
 
     /// Runs `read` on a debtor's state, or returns `None` for an unknown debtor.
@@ -57,12 +143,12 @@ impl Store {
 
     /// Number of debtors held.
     pub fn len(&self) -> usize {
-        self.debtors.len()
+        self.len.load(Ordering::Relaxed)
     }
 
     /// Whether no debtor is held.
     pub fn is_empty(&self) -> bool {
-        self.debtors.is_empty()
+        self.len() == 0
     }
 }
 
@@ -222,6 +308,66 @@ mod tests {
                 prop_assert_eq!(twice.apply(event).unwrap(), Applied::Duplicate);
             }
         }
+    }
+
+    #[test]
+    fn eviction_takes_only_idle_debtors_that_owe_nothing() {
+        let store = Store::new();
+        let at = |day: i64| UnixTime(T0 + day * DAY);
+        let event = |id: &str, debtor: &str, day: i64, kind: EventKind| Event {
+            event_id: id.into(),
+            debtor_id: debtor.into(),
+            occurred_at: at(day),
+            kind,
+        };
+        let invoice = |amount| EventKind::InvoiceIssued {
+            invoice_id: "i".into(),
+            amount: usd(amount),
+            due_at: at(10),
+        };
+        let paid = |amount| EventKind::Payment {
+            amount: usd(amount),
+            invoice_id: None,
+        };
+        // Settled long ago; owing long ago; settled recently.
+        for e in [
+            event("1", "settled", 0, invoice(500)),
+            event("2", "settled", 5, paid(500)),
+            event("3", "owing", 0, invoice(500)),
+            event("4", "recent", 80, invoice(500)),
+            event("5", "recent", 85, paid(500)),
+        ] {
+            store.apply(&e).unwrap();
+        }
+        assert_eq!(store.evict_idle(at(60), at(100)), 1);
+        assert_eq!(store.len(), 2);
+        assert!(store.read("settled", |_| ()).is_none());
+        assert!(store.read("owing", |_| ()).is_some());
+    }
+
+    #[test]
+    fn a_full_store_refuses_only_new_debtors() {
+        let store = Store::with_max_debtors(1);
+        let payment = |id: &str, debtor: &str| Event {
+            event_id: id.into(),
+            debtor_id: debtor.into(),
+            occurred_at: UnixTime(T0),
+            kind: EventKind::Payment {
+                amount: usd(100),
+                invoice_id: None,
+            },
+        };
+        store.apply(&payment("1", "a")).unwrap();
+        let error = store.apply(&payment("2", "b")).unwrap_err();
+        assert_eq!(error, StateError::StoreFull { max_debtors: 1 });
+        assert_eq!(store.apply(&payment("3", "a")).unwrap(), Applied::New);
+        assert_eq!(
+            store
+                .replay_in(&payment("2", "b"), DedupEpoch::FOREVER)
+                .unwrap(),
+            Applied::New
+        );
+        assert_eq!(store.len(), 2);
     }
 
     #[test]

@@ -40,6 +40,21 @@ pub const MODEL_AGE: &str = "mora_model_age_seconds";
 pub const SHADOW_DIFFERENCE: &str = "mora_shadow_abs_difference";
 /// Time the shadow model took to predict, by `kind`.
 pub const SHADOW_PREDICT_DURATION: &str = "mora_shadow_predict_seconds";
+/// Share of the snapshot and log read by the recovery in progress (1 once
+/// done).
+pub const RECOVERY_PROGRESS: &str = "mora_recovery_progress_ratio";
+/// Time the last recovery took.
+pub const RECOVERY_DURATION: &str = "mora_recovery_duration_seconds";
+/// Bytes cut from a damaged end of the write-ahead log at recovery.
+pub const WAL_CUT_BYTES: &str = "mora_wal_cut_bytes_total";
+/// Snapshots attempted, by `outcome` (ok, failed).
+pub const SNAPSHOTS: &str = "mora_snapshots_total";
+/// Time the last snapshot took to write.
+pub const SNAPSHOT_DURATION: &str = "mora_snapshot_duration_seconds";
+/// Size of the last snapshot written.
+pub const SNAPSHOT_SIZE: &str = "mora_snapshot_size_bytes";
+/// Debtors evicted as idle with nothing owed.
+pub const DEBTORS_EVICTED: &str = "mora_debtors_evicted_total";
 
 /// The RPCs mora serves, as a closed set of label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +151,37 @@ impl BatchTally {
         histogram!(INGEST_BATCH_EVENTS).record(batch_events as f64);
         gauge!(DEBTORS).set(debtors as f64);
     }
+}
+
+/// Publishes how far the recovery in progress has read.
+pub fn record_recovery_progress(ratio: f64) {
+    gauge!(RECOVERY_PROGRESS).set(ratio.clamp(0.0, 1.0));
+}
+
+/// Publishes a finished recovery.
+pub fn record_recovery(seconds: f64, cut_bytes: u64, debtors: usize) {
+    gauge!(RECOVERY_PROGRESS).set(1.0);
+    gauge!(RECOVERY_DURATION).set(seconds);
+    counter!(WAL_CUT_BYTES).increment(cut_bytes);
+    gauge!(DEBTORS).set(debtors as f64);
+}
+
+/// Publishes one snapshot attempt: its time and size when it was written.
+pub fn record_snapshot(written: Option<(f64, u64)>) {
+    match written {
+        Some((seconds, bytes)) => {
+            counter!(SNAPSHOTS, "outcome" => "ok").increment(1);
+            gauge!(SNAPSHOT_DURATION).set(seconds);
+            gauge!(SNAPSHOT_SIZE).set(bytes as f64);
+        }
+        None => counter!(SNAPSHOTS, "outcome" => "failed").increment(1),
+    }
+}
+
+/// Publishes one eviction sweep.
+pub fn record_eviction(evicted: usize, debtors: usize) {
+    counter!(DEBTORS_EVICTED).increment(evicted as u64);
+    gauge!(DEBTORS).set(debtors as f64);
 }
 
 /// Creation times of the models serving now, by kind and role, for
@@ -251,6 +297,40 @@ fn describe() {
         "RPCs (and Ingest.Stream batches) handled, by method and gRPC code."
     );
     describe_gauge!(DEBTORS, Unit::Count, "Debtors held in state.");
+    describe_gauge!(
+        RECOVERY_PROGRESS,
+        "Share of the snapshot and write-ahead log read by recovery; 1 once done."
+    );
+    describe_gauge!(
+        RECOVERY_DURATION,
+        Unit::Seconds,
+        "Time the last recovery of debtor state took."
+    );
+    describe_counter!(
+        WAL_CUT_BYTES,
+        Unit::Bytes,
+        "Bytes cut from a torn or corrupt end of the write-ahead log at recovery."
+    );
+    describe_counter!(
+        SNAPSHOTS,
+        Unit::Count,
+        "State snapshots attempted, by outcome (ok, failed)."
+    );
+    describe_gauge!(
+        SNAPSHOT_DURATION,
+        Unit::Seconds,
+        "Time the last state snapshot took to write."
+    );
+    describe_gauge!(
+        SNAPSHOT_SIZE,
+        Unit::Bytes,
+        "Size of the last state snapshot."
+    );
+    describe_counter!(
+        DEBTORS_EVICTED,
+        Unit::Count,
+        "Debtors evicted because they owed nothing and had no recent event."
+    );
     describe_gauge!(
         MODEL_INFO,
         Unit::Count,

@@ -136,7 +136,9 @@ async fn start_in(
 ) -> mora::server::RunningServer {
     let mut config = config(&shipped_models(), data_dir);
     change(&mut config);
-    mora::server::start(config).await.expect("server starts")
+    let server = mora::server::start(config).await.expect("server starts");
+    server.recovered().await;
+    server
 }
 
 #[tokio::test]

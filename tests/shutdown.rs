@@ -17,6 +17,7 @@ async fn a_silent_client_cannot_hold_the_server_open() {
         ..common::config(&shipped_models(), data.path())
     };
     let server = mora::server::start(config).await.unwrap();
+    server.recovered().await;
 
     // An HTTP/2 client preface and an empty SETTINGS frame, then silence.
     let mut silent = tokio::net::TcpStream::connect(server.grpc_addr)

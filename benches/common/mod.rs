@@ -138,6 +138,7 @@ impl BenchServer {
         let server = runtime
             .block_on(mora::server::start(config))
             .expect("server starts");
+        runtime.block_on(server.recovered());
         let address = format!("http://{}", server.grpc_addr);
         BenchServer {
             runtime,

@@ -115,6 +115,7 @@ fn event_parts(
     let debtor_id = validation::id("debtor_id", debtor_id, limits)?;
     let occurred_at = time("occurred_at", occurred_at)?;
     validation::not_in_future("occurred_at", occurred_at, now, limits)?;
+    validation::not_too_late("occurred_at", occurred_at, now, limits)?;
     let Some(kind) = kind else {
         let kinds: Vec<&str> = EventKindName::ALL.iter().map(|k| k.as_str()).collect();
         return Err(EventError::new(

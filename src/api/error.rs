@@ -5,6 +5,7 @@
 
 use tonic::{Code, Status};
 
+use crate::durability::DurabilityError;
 use crate::models::repository::LifecycleError;
 use crate::scoring::ScoringError;
 use crate::telemetry::RpcTimer;
@@ -27,6 +28,12 @@ pub enum ApiError {
     /// A model upload, activation or rollback refused, naming the check.
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
+    /// The state is still being recovered, or the server is shutting down.
+    #[error("not ready: the debtor state is being recovered or the server is shutting down")]
+    NotReady,
+    /// The write-ahead log cannot take the batch; it was not acknowledged.
+    #[error(transparent)]
+    Durability(#[from] DurabilityError),
     /// A bug or a failed task; the detail goes to the log, not the client.
     #[error("internal error")]
     Internal { detail: String },
@@ -53,6 +60,13 @@ impl ApiError {
         match self {
             ApiError::InvalidField { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
             ApiError::Internal { .. } => Code::Internal,
+            ApiError::NotReady => Code::Unavailable,
+            ApiError::Durability(error) => match error {
+                DurabilityError::Io(_)
+                | DurabilityError::Encode(_)
+                | DurabilityError::Locked(_)
+                | DurabilityError::Failed => Code::Unavailable,
+            },
             ApiError::Scoring(error) => match error {
                 ScoringError::NoPaymentModel => Code::Unavailable,
                 ScoringError::TooManyDebtors { .. } | ScoringError::TooManySlots { .. } => {
@@ -80,6 +94,9 @@ impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match &error {
             ApiError::Internal { detail } => tracing::error!(detail = %detail, "Internal error"),
+            ApiError::Durability(error) => {
+                tracing::error!(%error, "Batch not acknowledged: the write-ahead log failed")
+            }
             ApiError::Lifecycle(LifecycleError::Storage(detail)) => {
                 tracing::error!(detail = %detail, "Model repository write failed")
             }

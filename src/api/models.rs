@@ -11,46 +11,33 @@ use super::proto::{
     ActivateRequest, ListModelsRequest, ListModelsResponse, ModelChunk, ModelInfo, RollbackRequest,
     model_chunk::Part, models_server::Models,
 };
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
+use super::readiness::Readiness;
+use crate::models::ModelKind;
 use crate::models::repository::{
     LifecycleError, ModelRepository, Role, UploadHeader, VersionInfo, check_sha256, check_version,
 };
-use crate::models::{ModelKind, ModelRegistry};
 use crate::telemetry::{Method, RpcTimer};
 
 /// The model lifecycle service.
 #[derive(Clone)]
 pub struct ModelsService {
     repository: Arc<ModelRepository>,
-    registry: Arc<ModelRegistry>,
-    health: HealthReporter,
+    readiness: Readiness,
 }
 
 impl ModelsService {
-    /// A service over `repository`, which publishes into `registry`; health
-    /// turns SERVING for scoring once the registry is ready.
-    pub fn new(
-        repository: Arc<ModelRepository>,
-        registry: Arc<ModelRegistry>,
-        health: HealthReporter,
-    ) -> Self {
+    /// A service over `repository`; `readiness` reports health again after
+    /// every change of the serving models.
+    pub fn new(repository: Arc<ModelRepository>, readiness: Readiness) -> Self {
         ModelsService {
             repository,
-            registry,
-            health,
+            readiness,
         }
     }
 
     async fn report_health(&self) {
-        if self.registry.is_ready() {
-            for service in ["", "mora.v1.Scoring"] {
-                self.health
-                    .set_service_status(service, ServingStatus::Serving)
-                    .await;
-            }
-        }
+        self.readiness.report().await;
     }
 }
 

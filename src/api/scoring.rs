@@ -8,6 +8,7 @@ use super::proto::{
     FeatureVector, GetFeaturesRequest, PingRequest, PingResponse, ScoreBatchRequest,
     ScoreBatchResponse, ScoreRequest, ScoreResponse, scoring_server::Scoring,
 };
+use super::readiness::Readiness;
 use crate::events::{EventLimits, UnixTime, validation};
 use crate::features::{FEATURE_NAMES, schema_hash};
 use crate::scoring::{PlanRequest, Scorer};
@@ -18,12 +19,27 @@ use crate::telemetry::{Method, RpcTimer};
 pub struct ScoringService {
     scorer: Scorer,
     limits: EventLimits,
+    readiness: Readiness,
 }
 
 impl ScoringService {
-    /// A service answering from `scorer`; ids are bounded by `limits`.
-    pub fn new(scorer: Scorer, limits: EventLimits) -> Self {
-        ScoringService { scorer, limits }
+    /// A service answering from `scorer` once `readiness` says the state is
+    /// recovered; ids are bounded by `limits`.
+    pub fn new(scorer: Scorer, limits: EventLimits, readiness: Readiness) -> Self {
+        ScoringService {
+            scorer,
+            limits,
+            readiness,
+        }
+    }
+
+    /// Refuses to answer from a state still being recovered.
+    fn check_ready(&self) -> Result<(), ApiError> {
+        if self.readiness.is_recovered() {
+            Ok(())
+        } else {
+            Err(ApiError::NotReady)
+        }
     }
 
     fn check_debtor_id(&self, field: &str, id: &str) -> Result<(), ApiError> {
@@ -56,6 +72,7 @@ impl Scoring for ScoringService {
             exploration_seed,
         } = request.into_inner();
         let result = (|| {
+            self.check_ready()?;
             self.check_debtor_id("debtor_id", &debtor_id)?;
             let plan = include_contact_plan.then(|| PlanRequest {
                 slots: match contact_slots {
@@ -81,7 +98,9 @@ impl Scoring for ScoringService {
         } = request.into_inner();
         let scorer = self.scorer.clone();
         let limits = self.limits;
+        let ready = self.check_ready();
         let work = move || {
+            ready?;
             for (i, id) in debtor_ids.iter().enumerate() {
                 validation::check_id("debtor_ids", id, &limits)
                     .map_err(|e| ApiError::field(format!("debtor_ids[{i}]"), e.reason))?;
@@ -108,6 +127,7 @@ impl Scoring for ScoringService {
             as_of: at,
         } = request.into_inner();
         let result = (|| {
+            self.check_ready()?;
             self.check_debtor_id("debtor_id", &debtor_id)?;
             let features = self.scorer.features(&debtor_id, as_of(at)?);
             Ok(FeatureVector {

@@ -13,6 +13,8 @@ pub struct EventError {
     pub field: String,
     /// What is wrong with it.
     pub reason: String,
+    /// Whether the event is well formed but older than the late-event horizon.
+    pub is_late: bool,
 }
 
 impl EventError {
@@ -21,6 +23,7 @@ impl EventError {
         EventError {
             field: field.into(),
             reason: reason.into(),
+            is_late: false,
         }
     }
 }
@@ -33,6 +36,8 @@ pub struct EventLimits {
     pub max_id_len: usize,
     /// How far in the future (by the server's clock) `occurred_at` may be.
     pub max_clock_skew_secs: i64,
+    /// How far in the past `occurred_at` may be, in seconds; 0 for no limit.
+    pub late_horizon_secs: i64,
 }
 
 impl Default for EventLimits {
@@ -40,6 +45,7 @@ impl Default for EventLimits {
         EventLimits {
             max_id_len: 128,
             max_clock_skew_secs: 300,
+            late_horizon_secs: 0,
         }
     }
 }
@@ -197,6 +203,32 @@ pub fn not_in_future(
                 limits.max_clock_skew_secs
             ),
         ));
+    }
+    Ok(())
+}
+
+/// Checks that `at` is within the late-event horizon before `now`.
+pub fn not_too_late(
+    field: &str,
+    at: UnixTime,
+    now: UnixTime,
+    limits: &EventLimits,
+) -> Result<(), EventError> {
+    let horizon_secs = limits.late_horizon_secs;
+    let age_secs = now.0 - at.0;
+    if horizon_secs > 0 && age_secs > horizon_secs {
+        let days = |secs: i64| secs as f64 / super::SECONDS_PER_DAY as f64;
+        return Err(EventError {
+            is_late: true,
+            ..EventError::new(
+                field,
+                format!(
+                    "is {:.1} days old, older than the late-event horizon of {} days",
+                    days(age_secs),
+                    days(horizon_secs)
+                ),
+            )
+        });
     }
     Ok(())
 }

@@ -193,7 +193,7 @@ mod tests {
             ),
         ];
         for e in &events {
-            debtor.apply(e).unwrap();
+            debtor.apply(e, crate::state::DedupEpoch::FOREVER).unwrap();
         }
         let f = extract(&debtor, UnixTime(T0 + 30 * DAY));
         assert_eq!(f.get("days_past_due"), Some(20.0));

@@ -12,12 +12,14 @@
 //! the log stays order-insensitive; a reader that needs attempts older than
 //! the log reaches can tell by [`ContactLog::is_complete_since`].
 
+use serde::{Deserialize, Serialize};
+
 use super::stamp::Stamp;
 use crate::events::{Channel, ContactOutcome, UnixTime};
 
 /// One attempt, packed into 6 bytes: the big-endian stamp, then the channel
 /// and outcome indexes, so that byte order is time order.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ContactRecord([u8; 6]);
 
 impl ContactRecord {
@@ -54,7 +56,7 @@ impl std::fmt::Debug for ContactRecord {
 }
 
 /// The latest contact attempts, oldest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactLog {
     records: Box<[ContactRecord]>,
 }

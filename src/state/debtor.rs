@@ -4,6 +4,13 @@
 //! of facts, so that the same events give the same state in any arrival order
 //! (decayed sums within float rounding). Event ids are remembered as 64-bit
 //! fingerprints, which makes applying an event twice a no-op.
+//!
+//! Ids are remembered in two [`DedupEpoch`]s, the current and the previous
+//! one; an event of a later epoch forgets the older. With epochs at least as
+//! long as the late-event horizon (plus clock skew), an id is forgotten only
+//! once a re-sent copy of its event would be refused as late anyway.
+
+use serde::{Deserialize, Serialize};
 
 use super::contacts::{ContactLog, ContactRecord};
 use super::decay::{DecayedSums, Series};
@@ -30,6 +37,12 @@ pub enum StateError {
         got: Currency,
         expected: Currency,
     },
+    /// The store holds its configured maximum of debtors.
+    #[error(
+        "debtor_id: the store holds its maximum of {max_debtors} debtors; events of new \
+         debtors are refused until idle debtors are evicted"
+    )]
+    StoreFull { max_debtors: usize },
 }
 
 impl StateError {
@@ -37,7 +50,29 @@ impl StateError {
     pub fn field(&self) -> String {
         match self {
             StateError::CurrencyMismatch { field, .. } => format!("{field}.currency"),
+            StateError::StoreFull { .. } => "debtor_id".to_owned(),
         }
+    }
+}
+
+/// The period an event was applied in, for forgetting old event ids.
+///
+/// Epoch `n` spans `[n·length, (n+1)·length)` seconds of server time. Epoch 0
+/// with no length means ids are never forgotten.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DedupEpoch(u16);
+
+impl DedupEpoch {
+    /// The one epoch of a store that never forgets an id.
+    pub const FOREVER: DedupEpoch = DedupEpoch(0);
+
+    /// The epoch containing `now`, for epochs of `length_secs` seconds;
+    /// [`DedupEpoch::FOREVER`] when `length_secs` is 0.
+    pub fn at(now: UnixTime, length_secs: i64) -> DedupEpoch {
+        if length_secs <= 0 {
+            return DedupEpoch::FOREVER;
+        }
+        DedupEpoch(now.0.div_euclid(length_secs).clamp(0, i64::from(u16::MAX)) as u16)
     }
 }
 
@@ -47,7 +82,7 @@ pub fn fingerprint(id: &str) -> u64 {
 }
 
 /// Attempts and successes on one channel.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelStats {
     /// Saturates at `u16::MAX`.
     pub attempts: u16,
@@ -58,14 +93,14 @@ pub struct ChannelStats {
 }
 
 /// A payment as promises need it: when and how much.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct PaymentRecord {
     at: Stamp,
     minor: i64,
 }
 
 /// A promise to pay `minor` by `promised_for`, made at `made_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct PromiseRecord {
     made_at: Stamp,
     promised_for: Stamp,
@@ -73,7 +108,7 @@ struct PromiseRecord {
 }
 
 /// The latest profile, with the time that makes it the latest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct ProfileRecord {
     at: Stamp,
     profile: Profile,
@@ -102,10 +137,16 @@ pub struct PromiseSummary {
 }
 
 /// Everything mora knows about one debtor.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DebtorState {
-    /// Sorted fingerprints of applied event ids.
+    /// Fingerprints of applied event ids: `seen[..current_from]` from the
+    /// epoch before `epoch`, `seen[current_from..]` from `epoch`; each part
+    /// sorted.
     seen: Box<[u64]>,
+    current_from: u32,
+    epoch: DedupEpoch,
+    /// Events applied, all time (ids may have been forgotten since).
+    event_count: u32,
     ledger: Ledger,
     /// Sorted by time: gross payments, for promise keeping and recency.
     payments: Box<[PaymentRecord]>,
@@ -120,12 +161,16 @@ pub struct DebtorState {
     /// Channels the debtor opted out of.
     opted_out: ChannelSet,
     first_event: Stamp,
+    last_event: Stamp,
 }
 
 impl Default for DebtorState {
     fn default() -> Self {
         DebtorState {
             seen: Box::default(),
+            current_from: 0,
+            epoch: DedupEpoch::FOREVER,
+            event_count: 0,
             ledger: Ledger::default(),
             payments: Box::default(),
             promises: Box::default(),
@@ -137,6 +182,7 @@ impl Default for DebtorState {
             credit_limit: None,
             opted_out: ChannelSet::EMPTY,
             first_event: Stamp::NEVER,
+            last_event: Stamp::NEVER,
         }
     }
 }
@@ -152,10 +198,11 @@ fn with_sorted<T: Copy + Ord>(items: &[T], item: T) -> Box<[T]> {
 }
 
 impl DebtorState {
-    /// Applies one validated event.
-    pub fn apply(&mut self, event: &Event) -> Result<Applied, StateError> {
+    /// Applies one validated event, remembering its id in `epoch` (an epoch
+    /// older than the debtor's counts as the debtor's own).
+    pub fn apply(&mut self, event: &Event, epoch: DedupEpoch) -> Result<Applied, StateError> {
         let event_fp = fingerprint(&event.event_id);
-        if self.seen.binary_search(&event_fp).is_ok() {
+        if self.has_seen(event_fp) {
             return Ok(Applied::Duplicate);
         }
         if let Some((field, money)) = event.kind.money() {
@@ -172,12 +219,47 @@ impl DebtorState {
         }
 
         self.apply_kind(&event.kind, event.occurred_at);
-        self.seen = with_sorted(&self.seen, event_fp);
+        self.remember(event_fp, epoch);
+        self.event_count = self.event_count.saturating_add(1);
         let at = Stamp::new(event.occurred_at);
         if self.first_event == Stamp::NEVER || at < self.first_event {
             self.first_event = at;
         }
+        self.last_event = self.last_event.max(at);
         Ok(Applied::New)
+    }
+
+    fn has_seen(&self, event_fp: u64) -> bool {
+        let (previous, current) = self.seen.split_at(self.current_from as usize);
+        current.binary_search(&event_fp).is_ok() || previous.binary_search(&event_fp).is_ok()
+    }
+
+    /// Adds `event_fp` to the ids of `epoch`, first forgetting the ids of
+    /// epochs that `epoch` leaves behind.
+    fn remember(&mut self, event_fp: u64, epoch: DedupEpoch) {
+        let split = self.current_from as usize;
+        let kept = if epoch <= self.epoch {
+            &self.seen[..]
+        } else if epoch.0 - self.epoch.0 == 1 {
+            &self.seen[split..]
+        } else {
+            &[]
+        };
+        let current_from = if epoch <= self.epoch {
+            split
+        } else {
+            kept.len()
+        };
+        let (previous, current) = kept.split_at(current_from);
+        let at = current_from + current.partition_point(|fp| *fp < event_fp);
+        let mut seen = Vec::with_capacity(kept.len() + 1);
+        seen.extend_from_slice(previous);
+        seen.extend_from_slice(&kept[current_from..at]);
+        seen.push(event_fp);
+        seen.extend_from_slice(&kept[at..]);
+        self.seen = seen.into_boxed_slice();
+        self.current_from = current_from as u32;
+        self.epoch = self.epoch.max(epoch);
     }
 
     fn apply_kind(&mut self, kind: &EventKind, at: UnixTime) {
@@ -376,6 +458,16 @@ impl DebtorState {
 
     /// Number of distinct events applied.
     pub fn event_count(&self) -> usize {
+        self.event_count as usize
+    }
+
+    /// Time of the latest event of this debtor.
+    pub fn last_event_at(&self) -> Option<UnixTime> {
+        self.last_event.unix()
+    }
+
+    /// Number of event ids remembered for spotting duplicates.
+    pub fn remembered_ids(&self) -> usize {
         self.seen.len()
     }
 }

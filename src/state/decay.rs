@@ -6,6 +6,8 @@
 //! earlier input is decayed down to the reference before it is added. Either way
 //! the stored value is `Σ aᵢ·2^(−(reference − tᵢ)/half_life)`.
 
+use serde::{Deserialize, Serialize};
+
 use super::stamp::Stamp;
 use crate::events::{SECONDS_PER_DAY, UnixTime};
 
@@ -43,7 +45,7 @@ impl Series {
 }
 
 /// All decayed series of one debtor, at a shared reference time.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DecayedSums {
     reference_at: Stamp,
     values: [f64; Series::COUNT],

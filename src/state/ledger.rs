@@ -12,12 +12,14 @@
 //! 3. reversals are taken back from the unnamed pool; when they exceed it, they
 //!    reopen invoices newest due date first (undoing the last settlements).
 
+use serde::{Deserialize, Serialize};
+
 use super::stamp::Stamp;
 use crate::events::UnixTime;
 
 /// One invoice, or a placeholder for an invoice known only from a payment or
 /// an adjustment that arrived before the invoice itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
     /// Fingerprint of the invoice id.
     pub id: u64,
@@ -101,7 +103,7 @@ impl Balances {
 }
 
 /// Invoices and payments of one debtor.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
     /// Sorted by [`Invoice::sort_key`]: due date, placeholders last.
     invoices: Box<[Invoice]>,

@@ -3,11 +3,15 @@
 //! Validation keeps every event time within 2000-01-01 .. 2100-01-01, which
 //! fits in a `u32` of seconds since 2000 with room to spare.
 
+use serde::{Deserialize, Serialize};
+
 use crate::events::UnixTime;
 use crate::events::validation::EARLIEST_TIME;
 
 /// Seconds since 2000-01-01T00:00:00Z, plus one, so that 0 can mean "never".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Stamp(u32);
 
 impl Stamp {

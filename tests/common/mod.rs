@@ -65,10 +65,16 @@ pub fn config(models_dir: &Path, data_dir: &Path) -> Config {
 /// Starts a server on ephemeral loopback ports with the models in
 /// `models_dir` and a fresh data directory.
 pub async fn start(models_dir: &Path) -> TestServer {
+    start_with(models_dir, |_| {}).await
+}
+
+/// [`start`], with the configuration changed by `edit` first.
+pub async fn start_with(models_dir: &Path, edit: impl FnOnce(&mut Config)) -> TestServer {
     let data = tempfile::tempdir().expect("a temporary data directory");
-    let server = mora::server::start(config(models_dir, data.path()))
-        .await
-        .expect("server starts");
+    let mut config = config(models_dir, data.path());
+    edit(&mut config);
+    let server = mora::server::start(config).await.expect("server starts");
+    server.recovered().await;
     TestServer { server, data }
 }
 
