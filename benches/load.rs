@@ -6,7 +6,8 @@
 //! - `ScoreBatch` throughput (debtors/s).
 //!
 //! Server and client run in one process on two single-threaded runtimes, so
-//! each has about one of the machine's two cores.
+//! each has about one of the machine's two cores. Durability is off here
+//! (`benches/durability.rs` measures it).
 //!
 //! ```text
 //! cargo bench --bench load                 # defaults below
@@ -31,7 +32,9 @@ fn main() {
     let batch_events = setting("MORA_BENCH_BATCH_EVENTS", 1_000);
     let score_batch = setting("MORA_BENCH_SCORE_BATCH", 10_000).min(debtors);
 
-    let bench = BenchServer::start();
+    // Durability off: this measures the service itself; the durability
+    // bench measures what each fsync policy adds.
+    let bench = BenchServer::start_with(|config| config.durability.enabled = false);
     let address = bench.address.clone();
 
     // The client: the other runtime, one thread, one HTTP/2 connection.

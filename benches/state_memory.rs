@@ -4,7 +4,10 @@
 //!
 //! The typical history is loaded for `MORA_MEMORY_DEBTORS` debtors (200,000
 //! by default; one count per run, so that each count starts from a fresh
-//! process), the simulated one for 200,000.
+//! process), the simulated one for 200,000: once applied all at once with ids
+//! remembered forever (no late-event horizon), once as a live server with a
+//! horizon of `MORA_MEMORY_HORIZON_DAYS` (30 by default) would hold it, each
+//! event applied in the dedup epoch of its occurrence.
 //!
 //! ```text
 //! cargo bench --bench state_memory
@@ -20,11 +23,11 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use mora::events::{
-    Channel, ChannelSet, ContactOutcome, Event, EventKind, Money, Profile, UnixTime, validation,
-};
+use common::typical;
+use mora::durability;
+use mora::events::Event;
 use mora::sim::{self, SimConfig};
-use mora::state::Store;
+use mora::state::{DedupEpoch, Store};
 
 /// The system allocator, counting live bytes.
 struct Counting;
@@ -46,56 +49,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-const T0: i64 = 1_767_571_200;
-const DAY: i64 = 86_400;
-
-/// The issue's "typical history": a profile, 3 invoices, 3 payments, a
-/// promise and 12 contacts — 20 events.
-fn typical(debtor: usize) -> Vec<Event> {
-    let usd = |minor_units| Money {
-        minor_units,
-        currency: validation::currency("c", "USD").unwrap(),
-    };
-    let debtor_id = format!("debtor-{debtor:08}");
-    let mut kinds = vec![EventKind::Profile(Profile {
-        timezone: Some(chrono_tz::America::New_York),
-        country: validation::country("c", "US").unwrap(),
-        authorised_channels: ChannelSet::ALL,
-    })];
-    for month in 0..3 {
-        kinds.push(EventKind::InvoiceIssued {
-            invoice_id: format!("{debtor_id}-inv-{month}"),
-            amount: usd(12_000),
-            due_at: UnixTime(T0 + (month * 30 + 20) * DAY),
-        });
-        kinds.push(EventKind::Payment {
-            amount: usd(9_000),
-            invoice_id: None,
-        });
-    }
-    kinds.push(EventKind::Promise {
-        amount: usd(3_000),
-        promised_for: UnixTime(T0 + 95 * DAY),
-    });
-    for i in 0..12 {
-        let channel = Channel::ALL[i % 4];
-        kinds.push(EventKind::Contact {
-            channel,
-            outcome: ContactOutcome::Delivered,
-        });
-    }
-    kinds
-        .into_iter()
-        .enumerate()
-        .map(|(i, kind)| Event {
-            event_id: format!("{debtor_id}-event-{i:03}"),
-            debtor_id: debtor_id.clone(),
-            occurred_at: UnixTime(T0 + i as i64 * 4 * DAY),
-            kind,
-        })
-        .collect()
-}
-
 /// Resident set size of this process, in bytes.
 fn resident_bytes() -> f64 {
     common::resident_bytes() as f64
@@ -112,6 +65,17 @@ struct Cost {
 /// is returned so that the caller keeps it alive: pages it frees would
 /// otherwise be reused by the next measurement and hide from its RSS.
 fn measure(debtors: usize, history: impl Fn(usize) -> Vec<Event>) -> (Cost, Store) {
+    measure_with(debtors, history, |store, event| {
+        store.apply(event).unwrap();
+    })
+}
+
+/// [`measure`], applying each event with `apply`.
+fn measure_with(
+    debtors: usize,
+    history: impl Fn(usize) -> Vec<Event>,
+    apply: impl Fn(&Store, &Event),
+) -> (Cost, Store) {
     let store = Store::new();
     let resident_before = resident_bytes();
     let before = LIVE_BYTES.load(Ordering::Relaxed);
@@ -120,7 +84,7 @@ fn measure(debtors: usize, history: impl Fn(usize) -> Vec<Event>) -> (Cost, Stor
         // Each history is built and dropped here, so only the store's growth
         // remains counted.
         for event in history(d) {
-            store.apply(&event).unwrap();
+            apply(&store, &event);
             events += 1;
         }
     }
@@ -156,6 +120,25 @@ fn main() {
         debtors,
         ..SimConfig::default()
     };
-    let (simulated, _simulated_store) = measure(debtors, |d| sim::debtor(&sim, d).events);
+    let (simulated, simulated_store) = measure(debtors, |d| sim::debtor(&sim, d).events);
     report("simulated 6-month history", debtors, simulated);
+
+    // A live server with a late-event horizon applies each event about when
+    // it occurs and forgets ids two epochs on.
+    let horizon_days = common::setting("MORA_MEMORY_HORIZON_DAYS", 30) as i64;
+    let epoch_secs = durability::dedup_epoch_secs(horizon_days * 86_400, 300);
+    let (live, _live_store) = measure_with(
+        debtors,
+        |d| sim::debtor(&sim, d).events,
+        |store, event| {
+            let epoch = DedupEpoch::at(event.occurred_at, epoch_secs);
+            store.apply_in(event, epoch).unwrap();
+        },
+    );
+    report(
+        &format!("simulated 6-month history, applied live with a {horizon_days}-day horizon"),
+        debtors,
+        live,
+    );
+    drop(simulated_store);
 }

@@ -26,6 +26,8 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 const DEBTORS: usize = 20;
 const EVENTS_PER_BATCH: usize = 50;
 const OWED: i64 = 1_000_000_000;
+/// Batches the client sends ahead of their acks, as a real client's window.
+const WINDOW: usize = 16;
 
 /// A running `mora serve` child process.
 struct Server {
@@ -58,10 +60,13 @@ impl Server {
             .env("MORA_DURABILITY__SEGMENT_BYTES", "65536")
             .env("MORA_DURABILITY__SNAPSHOT_INTERVAL_SECS", "1")
             .env("RUST_LOG", "warn")
+            // The test's own settings are no server configuration.
+            .env_remove("MORA_CRASH_CYCLES")
+            .env_remove("MORA_CRASH_SEED")
             .stdout(Stdio::null())
             .spawn()
             .expect("the mora binary starts");
-        let server = Server {
+        let mut server = Server {
             child,
             address: format!("http://{address}"),
         };
@@ -69,10 +74,13 @@ impl Server {
         server
     }
 
-    async fn wait_serving(&self) {
+    async fn wait_serving(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             assert!(Instant::now() < deadline, "server not SERVING in time");
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the server exited with {status}");
+            }
             if let Ok(channel) = Channel::from_shared(self.address.clone())
                 .unwrap()
                 .connect()
@@ -189,7 +197,7 @@ async fn stream_until_killed(
     let mut acked = Vec::new();
     loop {
         tokio::select! {
-            permit = batches.reserve() => {
+            permit = batches.reserve(), if sent.len() < acked.len() + WINDOW => {
                 let Ok(permit) = permit else { break };
                 permit.send(batch(*next_seq));
                 sent.push(*next_seq);

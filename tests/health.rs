@@ -95,3 +95,43 @@ async fn reflection_lists_every_service() {
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn not_serving_and_unavailable_until_the_state_is_recovered() {
+    // Another holder of the state directory keeps recovery from finishing.
+    let data = tempfile::tempdir().unwrap();
+    let state = data.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let lock = std::fs::File::create(state.join("LOCK")).unwrap();
+    lock.try_lock().unwrap();
+
+    let server = mora::server::start(config(&shipped_models(), data.path()))
+        .await
+        .unwrap();
+    for service in ["", "mora.v1.Ingest", "mora.v1.Scoring"] {
+        assert_eq!(
+            status(&server, service).await,
+            ServingStatus::NotServing as i32,
+            "{service:?}"
+        );
+    }
+    let mut ingest = mora::api::proto::ingest_client::IngestClient::new(channel(&server).await);
+    let refused = ingest
+        .send(mora::api::proto::EventBatch {
+            batch_seq: 1,
+            events: good_payer("h1"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    let mut scoring = ScoringClient::new(channel(&server).await);
+    let refused = scoring
+        .score(ScoreRequest {
+            debtor_id: "h1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    server.shutdown().await.unwrap();
+}

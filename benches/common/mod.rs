@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use mora::api::convert::event_to_proto;
 use mora::api::proto::{EventBatch, ingest_client::IngestClient};
 use mora::config::Config;
+use mora::events::{
+    ChannelSet, ContactOutcome, Event, EventKind, Money, Profile, UnixTime, validation,
+};
 use mora::server::RunningServer;
 use mora::sim::{self, SimConfig};
 use tokio::runtime::{Builder, Runtime};
@@ -122,19 +125,25 @@ pub struct BenchServer {
 
 impl BenchServer {
     pub fn start() -> BenchServer {
+        BenchServer::start_with(|_| {})
+    }
+
+    /// [`BenchServer::start`] with the configuration changed by `edit`.
+    pub fn start_with(edit: impl FnOnce(&mut Config)) -> BenchServer {
         let runtime = Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let data = tempfile::tempdir().expect("a temporary data directory");
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics_listen: "127.0.0.1:0".parse().unwrap(),
             models_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
             data_dir: data.path().to_owned(),
             ..Config::default()
         };
+        edit(&mut config);
         let server = runtime
             .block_on(mora::server::start(config))
             .expect("server starts");
@@ -170,4 +179,54 @@ pub fn resident_bytes() -> u64 {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+const T0: i64 = 1_767_571_200;
+const DAY: i64 = 86_400;
+
+/// The "typical history": a profile, 3 invoices, 3 payments, a
+/// promise and 12 contacts — 20 events.
+pub fn typical(debtor: usize) -> Vec<Event> {
+    let usd = |minor_units| Money {
+        minor_units,
+        currency: validation::currency("c", "USD").unwrap(),
+    };
+    let debtor_id = format!("debtor-{debtor:08}");
+    let mut kinds = vec![EventKind::Profile(Profile {
+        timezone: Some(chrono_tz::America::New_York),
+        country: validation::country("c", "US").unwrap(),
+        authorised_channels: ChannelSet::ALL,
+    })];
+    for month in 0..3 {
+        kinds.push(EventKind::InvoiceIssued {
+            invoice_id: format!("{debtor_id}-inv-{month}"),
+            amount: usd(12_000),
+            due_at: UnixTime(T0 + (month * 30 + 20) * DAY),
+        });
+        kinds.push(EventKind::Payment {
+            amount: usd(9_000),
+            invoice_id: None,
+        });
+    }
+    kinds.push(EventKind::Promise {
+        amount: usd(3_000),
+        promised_for: UnixTime(T0 + 95 * DAY),
+    });
+    for i in 0..12 {
+        let channel = mora::events::Channel::ALL[i % 4];
+        kinds.push(EventKind::Contact {
+            channel,
+            outcome: ContactOutcome::Delivered,
+        });
+    }
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| Event {
+            event_id: format!("{debtor_id}-event-{i:03}"),
+            debtor_id: debtor_id.clone(),
+            occurred_at: UnixTime(T0 + i as i64 * 4 * DAY),
+            kind,
+        })
+        .collect()
 }

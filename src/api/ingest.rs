@@ -22,6 +22,13 @@ use crate::telemetry::{BatchTally, Method, RpcTimer};
 /// Acks in flight per stream before the stream stops reading batches.
 const STREAM_ACK_BUFFER: usize = 16;
 
+/// Batches of one stream applied and waiting to be durable: while they wait,
+/// the stream goes on applying, so that one fsync covers many batches.
+const STREAM_DURABLE_PIPELINE: usize = 64;
+
+/// A batch applied (or refused), with the log position its ack waits for.
+type Applying = Result<(IngestAck, Option<Lsn>), ApiError>;
+
 /// The ingest service: validates each event, applies it to the store and,
 /// with durability on, logs the batch before acknowledging it.
 #[derive(Clone)]
@@ -77,10 +84,21 @@ impl IngestService {
     /// Applies one batch and, with durability on, waits until it is durable:
     /// the returned ack may be sent.
     pub async fn ingest(&self, batch: EventBatch) -> Result<IngestAck, ApiError> {
+        let applied = self.apply(batch);
+        self.settle(applied).await
+    }
+
+    /// The first half of [`IngestService::ingest`]: applies the batch.
+    fn apply(&self, batch: EventBatch) -> Applying {
         if !self.readiness.is_recovered() {
             return Err(ApiError::NotReady);
         }
-        let (ack, lsn) = self.apply_batch(batch)?;
+        self.apply_batch(batch)
+    }
+
+    /// The second half: waits until the applied batch is durable.
+    async fn settle(&self, applied: Applying) -> Result<IngestAck, ApiError> {
+        let (ack, lsn) = applied?;
         if let (Some(journal), Some(lsn)) = (self.journal.get(), lsn) {
             journal.wait_durable(lsn).await?;
         }
@@ -177,9 +195,9 @@ impl IngestService {
         Ok((ack, lsn))
     }
 
-    async fn timed_ingest(&self, method: Method, batch: EventBatch) -> Result<IngestAck, Status> {
-        let timer = RpcTimer::start(method);
-        let result = self.ingest(batch).await.map_err(Status::from);
+    /// Settles an applied batch and records the RPC's outcome.
+    async fn timed_settle(&self, timer: RpcTimer, applied: Applying) -> Result<IngestAck, Status> {
+        let result = self.settle(applied).await.map_err(Status::from);
         timer.finish(
             result
                 .as_ref()
@@ -201,13 +219,32 @@ impl Ingest for IngestService {
     ) -> Result<Response<AckStream>, Status> {
         let mut inbound = request.into_inner();
         let (acks, outbound) = mpsc::channel(STREAM_ACK_BUFFER);
+        let (applied, mut to_settle) = mpsc::channel(STREAM_DURABLE_PIPELINE);
+
+        // Applies batches in arrival order.
         let service = self.clone();
         tokio::spawn(async move {
             while let Some(batch) = inbound.next().await {
+                let timer = RpcTimer::start(Method::IngestStream);
                 // A broken stream or an oversize batch ends the stream with that
-                // status; every batch before it has been acknowledged.
-                let reply = match batch {
-                    Ok(batch) => service.timed_ingest(Method::IngestStream, batch).await,
+                // status; every batch before it is acknowledged first.
+                let applying = match batch {
+                    Ok(batch) => Ok(service.apply(batch)),
+                    Err(status) => Err(status),
+                };
+                let is_last = !matches!(applying, Ok(Ok(_)));
+                if applied.send((timer, applying)).await.is_err() || is_last {
+                    break;
+                }
+            }
+        });
+
+        // Acknowledges them in the same order, each once it is durable.
+        let service = self.clone();
+        tokio::spawn(async move {
+            while let Some((timer, applying)) = to_settle.recv().await {
+                let reply = match applying {
+                    Ok(applying) => service.timed_settle(timer, applying).await,
                     Err(status) => Err(status),
                 };
                 let is_last = reply.is_err();
@@ -220,8 +257,8 @@ impl Ingest for IngestService {
     }
 
     async fn send(&self, request: Request<EventBatch>) -> Result<Response<IngestAck>, Status> {
-        self.timed_ingest(Method::IngestSend, request.into_inner())
-            .await
-            .map(Response::new)
+        let timer = RpcTimer::start(Method::IngestSend);
+        let applied = self.apply(request.into_inner());
+        self.timed_settle(timer, applied).await.map(Response::new)
     }
 }
