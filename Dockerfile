@@ -20,6 +20,8 @@ ENV MORA_LISTEN=0.0.0.0:50051 \
     MORA_METRICS_LISTEN=0.0.0.0:9464 \
     MORA_MODELS_DIR=/var/lib/mora/models \
     MORA_DATA_DIR=/var/lib/mora/data
+# Debtor state (write-ahead log, snapshots) and the model repository.
+VOLUME /var/lib/mora/data
 EXPOSE 50051 9464
 ENTRYPOINT ["mora"]
 CMD ["serve"]

@@ -166,6 +166,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let (stop, stopped) = watch::channel(false);
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
+            // One span per RPC, so that whatever a handler logs names its method.
+            .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(IngestServer::new(ingest))

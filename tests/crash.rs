@@ -1,7 +1,10 @@
-//! Crash recovery of the real binary: stream payments, kill the server with
-//! SIGKILL at a random moment, restart it on the same data directory, and
-//! check that every acknowledged payment is there and none is counted twice,
-//! also after the client re-sends what was never acknowledged.
+//! Crash recovery and graceful shutdown of the real binary.
+//!
+//! Crash: stream payments, kill the server with SIGKILL at a random moment,
+//! restart it on the same data directory, and check that every acknowledged
+//! payment is there and none is counted twice, also after the client re-sends
+//! what was never acknowledged. Shutdown: SIGTERM during a stream ends it with
+//! every applied batch acknowledged, within the grace period.
 //!
 //! `MORA_CRASH_CYCLES` sets the number of kill/restart cycles (10 by
 //! default) and `MORA_CRASH_SEED` the seed of the kill times (printed).
@@ -9,19 +12,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::binary::Server;
 use common::{DAY, T0, at, event, invoice, payment};
 use mora::api::proto::{
     EventBatch, ScoreRequest, ingest_client::IngestClient, scoring_client::ScoringClient,
 };
 use rand::{Rng, SeedableRng};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 const DEBTORS: usize = 20;
 const EVENTS_PER_BATCH: usize = 50;
@@ -29,88 +28,15 @@ const OWED: i64 = 1_000_000_000;
 /// Batches the client sends ahead of their acks, as a real client's window.
 const WINDOW: usize = 16;
 
-/// A running `mora serve` child process.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-impl Server {
-    /// Starts the binary on `data_dir` and waits until it serves scores.
-    async fn start(data_dir: &Path) -> Server {
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
-        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-        let child = Command::new(env!("CARGO_BIN_EXE_mora"))
-            .args(["serve", "--listen", &address])
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .arg("--models-dir")
-            .arg(&models)
-            .arg("--data-dir")
-            .arg(data_dir)
-            // Small segments and frequent snapshots, so that kills also land
-            // on segment rolls and snapshot writes.
-            .env("MORA_DURABILITY__SEGMENT_BYTES", "65536")
-            .env("MORA_DURABILITY__SNAPSHOT_INTERVAL_SECS", "1")
-            .env("RUST_LOG", "warn")
-            // The test's own settings are no server configuration.
-            .env_remove("MORA_CRASH_CYCLES")
-            .env_remove("MORA_CRASH_SEED")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the mora binary starts");
-        let mut server = Server {
-            child,
-            address: format!("http://{address}"),
-        };
-        server.wait_serving().await;
-        server
-    }
-
-    async fn wait_serving(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            assert!(Instant::now() < deadline, "server not SERVING in time");
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the server exited with {status}");
-            }
-            if let Ok(channel) = Channel::from_shared(self.address.clone())
-                .unwrap()
-                .connect()
-                .await
-            {
-                let status = HealthClient::new(channel)
-                    .check(HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await;
-                if status.is_ok_and(|s| s.into_inner().status == 1) {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(self.address.clone())
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects")
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
+/// Starts the binary with small log segments and frequent snapshots, so that
+/// kills also land on segment rolls and snapshot writes.
+async fn start(data_dir: &std::path::Path) -> Server {
+    let env = [
+        ("MORA_DURABILITY__SEGMENT_BYTES", "65536"),
+        ("MORA_DURABILITY__SNAPSHOT_INTERVAL_SECS", "1"),
+        ("MORA_SHUTDOWN_GRACE_SECS", "5"),
+    ];
+    Server::start_with(data_dir, &env).await
 }
 
 /// Batch `seq` of payments: 50 events over the debtors, 1–3 minor units each.
@@ -231,20 +157,8 @@ async fn acknowledged_events_survive_sigkill_and_none_counts_twice() {
     let data = tempfile::tempdir().unwrap();
 
     // Every debtor owes one large invoice, due before the payments.
-    let server = Server::start(data.path()).await;
-    let invoices = (0..DEBTORS)
-        .map(|d| event(&format!("inv-{d}"), &debtor(d), T0, invoice("i", OWED, T0)))
-        .collect();
-    let mut ingest = IngestClient::new(server.channel().await);
-    let ack = ingest
-        .send(EventBatch {
-            batch_seq: u64::MAX,
-            events: invoices,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(ack.accepted as usize, DEBTORS);
+    let server = start(data.path()).await;
+    open_invoices(&server).await;
 
     let mut server = Some(server);
     let mut next_seq = 0;
@@ -261,7 +175,7 @@ async fn acknowledged_events_survive_sigkill_and_none_counts_twice() {
 
         // After the restart: everything acknowledged is there, nothing more
         // than what was sent.
-        let restarted = Server::start(data.path()).await;
+        let restarted = start(data.path()).await;
         let held = paid_on(&restarted).await;
         let (floor, ceiling) = (paid_by(acked_all.clone()), paid_by(sent_all.clone()));
         for d in 0..DEBTORS {
@@ -312,4 +226,78 @@ async fn acknowledged_events_survive_sigkill_and_none_counts_twice() {
         batches_acked > 0,
         "some batches were acknowledged before the kills"
     );
+}
+
+/// Sends the invoice every debtor's payments are set against.
+async fn open_invoices(server: &Server) {
+    let invoices = (0..DEBTORS)
+        .map(|d| event(&format!("inv-{d}"), &debtor(d), T0, invoice("i", OWED, T0)))
+        .collect();
+    let ack = IngestClient::new(server.channel().await)
+        .send(EventBatch {
+            batch_seq: u64::MAX,
+            events: invoices,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ack.accepted as usize, DEBTORS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_open_streams_and_exits_within_the_grace_period() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path()).await;
+    open_invoices(&server).await;
+
+    let mut ingest = IngestClient::new(server.channel().await);
+    let (batches, outbound) = tokio::sync::mpsc::channel(WINDOW);
+    let inbound = tokio_stream::wrappers::ReceiverStream::new(outbound);
+    let mut acks = ingest.stream(inbound).await.unwrap().into_inner();
+    let mut sent = Vec::new();
+    let mut acked = Vec::new();
+    let mut end = None;
+    let mut signalled = None;
+    while end.is_none() {
+        tokio::select! {
+            permit = batches.reserve(), if sent.len() < acked.len() + WINDOW => {
+                let Ok(permit) = permit else { break };
+                permit.send(batch(sent.len() as u64));
+                sent.push(sent.len() as u64);
+            }
+            ack = acks.next() => match ack {
+                Some(Ok(ack)) => {
+                    acked.push(ack.batch_seq);
+                    if acked.len() == 50 {
+                        server.terminate();
+                        signalled = Some(std::time::Instant::now());
+                    }
+                }
+                Some(Err(status)) => end = Some(status),
+                None => break,
+            },
+        }
+    }
+    let status = end.expect("the stream ends with a status");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("shutting down"), "{status:?}");
+    let exit = server
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("exits within the grace period and a margin");
+    assert!(exit.success(), "{exit}");
+    let took = signalled.expect("signalled").elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "exit took {took:?}, grace is 5 s"
+    );
+
+    // Every acknowledged batch is kept; a clean stop leaves nothing half done.
+    let restarted = start(data.path()).await;
+    let held = paid_on(&restarted).await;
+    let (floor, ceiling) = (paid_by(acked.clone()), paid_by(sent.clone()));
+    for d in 0..DEBTORS {
+        assert!(floor[d] <= held[d] && held[d] <= ceiling[d], "debtor {d}");
+    }
+    restarted.kill();
 }

@@ -28,9 +28,12 @@ pub enum ApiError {
     /// A model upload, activation or rollback refused, naming the check.
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
-    /// The state is still being recovered, or the server is shutting down.
-    #[error("not ready: the debtor state is being recovered or the server is shutting down")]
+    /// The state is still being recovered.
+    #[error("not ready: the debtor state is being recovered")]
     NotReady,
+    /// The server is shutting down and takes no new requests.
+    #[error("shutting down: retry on another server or after the restart")]
+    ShuttingDown,
     /// The write-ahead log cannot take the batch; it was not acknowledged.
     #[error(transparent)]
     Durability(#[from] DurabilityError),
@@ -60,7 +63,7 @@ impl ApiError {
         match self {
             ApiError::InvalidField { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
             ApiError::Internal { .. } => Code::Internal,
-            ApiError::NotReady => Code::Unavailable,
+            ApiError::NotReady | ApiError::ShuttingDown => Code::Unavailable,
             ApiError::Durability(error) => match error {
                 DurabilityError::Io(_)
                 | DurabilityError::Encode(_)

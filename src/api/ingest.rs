@@ -217,14 +217,27 @@ impl Ingest for IngestService {
         &self,
         request: Request<Streaming<EventBatch>>,
     ) -> Result<Response<AckStream>, Status> {
+        self.readiness.check_accepting().map_err(Status::from)?;
         let mut inbound = request.into_inner();
         let (acks, outbound) = mpsc::channel(STREAM_ACK_BUFFER);
         let (applied, mut to_settle) = mpsc::channel(STREAM_DURABLE_PIPELINE);
 
-        // Applies batches in arrival order.
+        // Applies batches in arrival order until the stream ends or the
+        // server starts shutting down.
         let service = self.clone();
         tokio::spawn(async move {
-            while let Some(batch) = inbound.next().await {
+            loop {
+                let batch = tokio::select! {
+                    biased;
+                    () = service.readiness.wait_stopping() => {
+                        let _ = applied.send((None, Err(ApiError::ShuttingDown.into()))).await;
+                        break;
+                    }
+                    batch = inbound.next() => match batch {
+                        Some(batch) => batch,
+                        None => break,
+                    },
+                };
                 let timer = RpcTimer::start(Method::IngestStream);
                 // A broken stream or an oversize batch ends the stream with that
                 // status; every batch before it is acknowledged first.
@@ -233,7 +246,7 @@ impl Ingest for IngestService {
                     Err(status) => Err(status),
                 };
                 let is_last = !matches!(applying, Ok(Ok(_)));
-                if applied.send((timer, applying)).await.is_err() || is_last {
+                if applied.send((Some(timer), applying)).await.is_err() || is_last {
                     break;
                 }
             }
@@ -243,9 +256,10 @@ impl Ingest for IngestService {
         let service = self.clone();
         tokio::spawn(async move {
             while let Some((timer, applying)) = to_settle.recv().await {
-                let reply = match applying {
-                    Ok(applying) => service.timed_settle(timer, applying).await,
-                    Err(status) => Err(status),
+                let reply = match (timer, applying) {
+                    (Some(timer), Ok(applying)) => service.timed_settle(timer, applying).await,
+                    (None, Ok(applying)) => service.settle(applying).await.map_err(Status::from),
+                    (_, Err(status)) => Err(status),
                 };
                 let is_last = reply.is_err();
                 if acks.send(reply).await.is_err() || is_last {
@@ -258,7 +272,10 @@ impl Ingest for IngestService {
 
     async fn send(&self, request: Request<EventBatch>) -> Result<Response<IngestAck>, Status> {
         let timer = RpcTimer::start(Method::IngestSend);
-        let applied = self.apply(request.into_inner());
+        let applied = match self.readiness.check_accepting() {
+            Ok(()) => self.apply(request.into_inner()),
+            Err(error) => Err(error),
+        };
         self.timed_settle(timer, applied).await.map(Response::new)
     }
 }

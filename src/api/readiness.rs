@@ -2,22 +2,24 @@
 //!
 //! Ingest is SERVING once recovery has rebuilt the state; scoring (and the
 //! server as a whole, `""`) once, in addition, a payment model is loaded.
-//! Until then the handlers answer `UNAVAILABLE`.
+//! Until then the handlers answer `UNAVAILABLE`. From the start of a shutdown
+//! every service reports NOT_SERVING and new requests are refused with
+//! `UNAVAILABLE`, while open ingest streams drain.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use super::ApiError;
 use crate::models::ModelRegistry;
 
 /// Shared readiness of the services, reported on `grpc.health.v1.Health`.
 #[derive(Clone)]
 pub struct Readiness {
     is_recovered: Arc<watch::Sender<bool>>,
-    is_stopping: Arc<AtomicBool>,
+    is_stopping: Arc<watch::Sender<bool>>,
     registry: Arc<ModelRegistry>,
     health: HealthReporter,
 }
@@ -44,7 +46,7 @@ impl Readiness {
     pub fn new(registry: Arc<ModelRegistry>, health: HealthReporter) -> Self {
         Readiness {
             is_recovered: Arc::new(watch::Sender::new(false)),
-            is_stopping: Arc::new(AtomicBool::new(false)),
+            is_stopping: Arc::new(watch::Sender::new(false)),
             registry,
             health,
         }
@@ -54,6 +56,28 @@ impl Readiness {
     /// server shuts down, so that open ingest streams drain.
     pub fn is_recovered(&self) -> bool {
         *self.is_recovered.borrow()
+    }
+
+    /// Whether new requests are taken: the state is recovered and the server
+    /// is not shutting down.
+    pub fn is_accepting(&self) -> bool {
+        self.is_recovered() && !*self.is_stopping.borrow()
+    }
+
+    /// [`Readiness::is_accepting`], as the error a handler returns.
+    pub fn check_accepting(&self) -> Result<(), ApiError> {
+        if !self.is_recovered() {
+            Err(ApiError::NotReady)
+        } else if *self.is_stopping.borrow() {
+            Err(ApiError::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Resolves once the server starts shutting down.
+    pub async fn wait_stopping(&self) {
+        let _ = self.is_stopping.subscribe().wait_for(|s| *s).await;
     }
 
     /// Resolves once the debtor state has been recovered.
@@ -69,13 +93,13 @@ impl Readiness {
 
     /// Marks the server as shutting down and reports NOT_SERVING.
     pub async fn stopping(&self) {
-        self.is_stopping.store(true, Ordering::Release);
+        self.is_stopping.send_replace(true);
         self.report().await;
     }
 
     /// Publishes every service's status on the health service.
     pub async fn report(&self) {
-        let can_ingest = self.is_recovered() && !self.is_stopping.load(Ordering::Acquire);
+        let can_ingest = self.is_accepting();
         let can_score = can_ingest && self.registry.is_ready();
         self.health
             .set_service_status("mora.v1.Ingest", status(can_ingest))

@@ -33,13 +33,10 @@ impl ScoringService {
         }
     }
 
-    /// Refuses to answer from a state still being recovered.
+    /// Refuses to answer from a state still being recovered, or once the
+    /// server is shutting down.
     fn check_ready(&self) -> Result<(), ApiError> {
-        if self.readiness.is_recovered() {
-            Ok(())
-        } else {
-            Err(ApiError::NotReady)
-        }
+        self.readiness.check_accepting()
     }
 
     fn check_debtor_id(&self, field: &str, id: &str) -> Result<(), ApiError> {
