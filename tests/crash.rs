@@ -258,10 +258,15 @@ async fn sigterm_drains_open_streams_and_exits_within_the_grace_period() {
     let mut acked = Vec::new();
     let mut end = None;
     let mut signalled = None;
+    let mut can_send = true;
     while end.is_none() {
         tokio::select! {
-            permit = batches.reserve(), if sent.len() < acked.len() + WINDOW => {
-                let Ok(permit) = permit else { break };
+            permit = batches.reserve(), if can_send && sent.len() < acked.len() + WINDOW => {
+                // Once the call ends its request side closes: read on for the status.
+                let Ok(permit) = permit else {
+                    can_send = false;
+                    continue;
+                };
                 permit.send(batch(sent.len() as u64));
                 sent.push(sent.len() as u64);
             }
