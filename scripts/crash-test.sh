@@ -6,8 +6,8 @@
 #   scripts/crash-test.sh [CYCLES] [SEED]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export MORA_CRASH_CYCLES="${1:-100}"
+export CRASH_TEST_CYCLES="${1:-100}"
 if [[ $# -ge 2 ]]; then
-    export MORA_CRASH_SEED="$2"
+    export CRASH_TEST_SEED="$2"
 fi
 cargo test --test crash -- --nocapture

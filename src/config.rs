@@ -92,8 +92,9 @@ pub struct StateConfig {
     /// `ingest.late_event_horizon_days`, so that any re-sent event of an
     /// evicted debtor is refused as late rather than applied again.
     pub evict_idle_days: u32,
-    /// Seconds between eviction sweeps.
-    pub evict_interval_secs: u64,
+    /// Seconds between sweeps over all debtors, which evict idle debtors
+    /// (when `evict_idle_days` is set) and count promises for the metrics.
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for StateConfig {
@@ -101,7 +102,7 @@ impl Default for StateConfig {
         StateConfig {
             max_debtors: 0,
             evict_idle_days: 0,
-            evict_interval_secs: 60,
+            sweep_interval_secs: 60,
         }
     }
 }
@@ -301,8 +302,8 @@ impl Config {
                 ),
             );
         }
-        if idle > 0 && self.state.evict_interval_secs == 0 {
-            return invalid("state.evict_interval_secs", "must be at least 1".into());
+        if self.state.sweep_interval_secs == 0 {
+            return invalid("state.sweep_interval_secs", "must be at least 1".into());
         }
         let durability = &self.durability;
         if durability.fsync == FsyncPolicy::Interval && durability.fsync_interval_ms == 0 {

@@ -188,6 +188,7 @@ impl Scorer {
         }
         let started = std::time::Instant::now();
         let shadow_p_pay = shadow.predict(features).p_pay;
+        crate::telemetry::record_probability("payment", "shadow", shadow_p_pay);
         crate::telemetry::record_shadow(
             "payment",
             (shadow_p_pay - p_pay).abs(),
@@ -258,10 +259,14 @@ impl Scorer {
                 &self.plans,
             );
             score.contact_model_version = planned.contact_model_version.clone();
+            if let Some(best) = planned.slots.first() {
+                crate::telemetry::record_probability("contact", "active", best.p_success);
+            }
             score.contact_plan = Some(planned);
         }
 
         let prediction = model.predict(&features);
+        crate::telemetry::record_probability("payment", "active", prediction.p_pay);
         self.compare_with_shadow(&features, prediction.p_pay);
         score.p_pay = prediction.p_pay;
         score.risk_segment = self.config.segment(prediction.p_pay);

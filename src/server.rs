@@ -235,7 +235,7 @@ async fn serve_metrics(
                 Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
                     .body(Full::new(Bytes::from({
-                        telemetry::refresh_model_age();
+                        telemetry::refresh_before_scrape();
                         prometheus.render()
                     })))
             } else {

@@ -13,7 +13,7 @@ use metrics::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 
-use crate::events::EventKindName;
+use crate::events::{Channel, Event, EventKind, EventKindName, UnixTime};
 
 /// Events applied for the first time, by `kind`.
 pub const EVENTS_APPLIED: &str = "mora_events_applied_total";
@@ -55,6 +55,25 @@ pub const SNAPSHOT_DURATION: &str = "mora_snapshot_duration_seconds";
 pub const SNAPSHOT_SIZE: &str = "mora_snapshot_size_bytes";
 /// Debtors evicted as idle with nothing owed.
 pub const DEBTORS_EVICTED: &str = "mora_debtors_evicted_total";
+/// Server time at apply minus the `occurred_at` of each batch's latest event.
+pub const EVENT_LAG: &str = "mora_event_lag_seconds";
+/// Resident memory of the process, almost all of it debtor state.
+pub const RESIDENT_MEMORY: &str = "mora_process_resident_memory_bytes";
+/// Probabilities the models answer with, by `kind` and `role`: a drift signal.
+pub const MODEL_PROBABILITY: &str = "mora_model_probability_ratio";
+/// Contact attempts applied, by `channel`.
+pub const CONTACT_ATTEMPTS: &str = "mora_contact_attempts_total";
+/// Contact attempts that reached the debtor, by `channel`.
+pub const CONTACT_SUCCESSES: &str = "mora_contact_successes_total";
+/// Payments applied.
+pub const PAYMENTS: &str = "mora_payments_total";
+/// Sum of applied payments in minor units, all currencies added up.
+pub const PAYMENT_AMOUNT: &str = "mora_payment_amount_minor_units_total";
+/// Promises to pay applied.
+pub const PROMISES_MADE: &str = "mora_promises_made_total";
+/// Promises across all debtors by `state` (kept, broken, pending), as of the
+/// latest sweep.
+pub const PROMISES: &str = "mora_promises";
 
 /// The RPCs mora serves, as a closed set of label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,12 +136,29 @@ pub struct BatchTally {
     duplicate: [u64; EventKindName::COUNT],
     rejected: [u64; EventKindName::COUNT],
     rejected_unknown_kind: u64,
+    contact_attempts: [u64; 4],
+    contact_successes: [u64; 4],
+    payment_minor: i64,
+    latest_event: Option<UnixTime>,
 }
 
 impl BatchTally {
-    /// Counts one applied event.
-    pub fn applied(&mut self, kind: EventKindName) {
-        self.applied[kind.index()] += 1;
+    /// Counts one applied event, and what it means for collection.
+    pub fn applied(&mut self, event: &Event) {
+        self.applied[event.kind.name().index()] += 1;
+        self.latest_event = self.latest_event.max(Some(event.occurred_at));
+        match &event.kind {
+            EventKind::Contact { channel, outcome } => {
+                self.contact_attempts[channel.index()] += 1;
+                if outcome.is_success_on(*channel) {
+                    self.contact_successes[channel.index()] += 1;
+                }
+            }
+            EventKind::Payment { amount, .. } => {
+                self.payment_minor = self.payment_minor.saturating_add(amount.minor_units);
+            }
+            _ => {}
+        }
     }
 
     /// Counts one duplicate event.
@@ -138,8 +174,9 @@ impl BatchTally {
         }
     }
 
-    /// Publishes the tally and the batch size.
-    pub fn record(&self, batch_events: usize, debtors: usize) {
+    /// Publishes the tally and the batch size; `now` is the server time of
+    /// the apply.
+    pub fn record(&self, batch_events: usize, debtors: usize, now: UnixTime) {
         for kind in EventKindName::ALL {
             let label = kind.as_str();
             let i = kind.index();
@@ -150,6 +187,46 @@ impl BatchTally {
         counter!(EVENTS_REJECTED, "kind" => "unknown").increment(self.rejected_unknown_kind);
         histogram!(INGEST_BATCH_EVENTS).record(batch_events as f64);
         gauge!(DEBTORS).set(debtors as f64);
+        for channel in Channel::ALL {
+            let (i, label) = (channel.index(), channel.name());
+            counter!(CONTACT_ATTEMPTS, "channel" => label).increment(self.contact_attempts[i]);
+            counter!(CONTACT_SUCCESSES, "channel" => label).increment(self.contact_successes[i]);
+        }
+        counter!(PAYMENTS).increment(self.applied[EventKindName::Payment.index()]);
+        counter!(PAYMENT_AMOUNT).increment(self.payment_minor.max(0) as u64);
+        counter!(PROMISES_MADE).increment(self.applied[EventKindName::Promise.index()]);
+        if let Some(latest) = self.latest_event {
+            histogram!(EVENT_LAG).record((now.0 - latest.0).max(0) as f64);
+        }
+    }
+}
+
+/// Publishes a probability a model answered with, `role` being `active` or
+/// `shadow`.
+pub fn record_probability(kind: &'static str, role: &'static str, probability: f64) {
+    histogram!(MODEL_PROBABILITY, "kind" => kind, "role" => role).record(probability);
+}
+
+/// Publishes the promises of all debtors as of a sweep.
+pub fn record_promises(kept: u64, broken: u64, pending: u64) {
+    for (state, count) in [("kept", kept), ("broken", broken), ("pending", pending)] {
+        gauge!(PROMISES, "state" => state).set(count as f64);
+    }
+}
+
+/// Resident memory of this process from `/proc/self/statm`, where it exists.
+fn resident_bytes() -> Option<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096.0)
+}
+
+/// Refreshes the series read from the process or the clock; called before
+/// each scrape.
+pub fn refresh_before_scrape() {
+    refresh_model_age();
+    if let Some(bytes) = resident_bytes() {
+        gauge!(RESIDENT_MEMORY).set(bytes);
     }
 }
 
@@ -250,6 +327,29 @@ pub fn prometheus() -> &'static PrometheusHandle {
             })
             .and_then(|b| {
                 b.set_buckets_for_metric(
+                    Matcher::Full(EVENT_LAG.into()),
+                    &[
+                        1.0,
+                        10.0,
+                        60.0,
+                        300.0,
+                        900.0,
+                        3_600.0,
+                        21_600.0,
+                        86_400.0,
+                        604_800.0,
+                        2_592_000.0,
+                    ],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(MODEL_PROBABILITY.into()),
+                    &[0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
                     Matcher::Full(SHADOW_DIFFERENCE.into()),
                     &[0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
                 )
@@ -325,6 +425,43 @@ fn describe() {
         SNAPSHOT_SIZE,
         Unit::Bytes,
         "Size of the last state snapshot."
+    );
+    describe_histogram!(
+        EVENT_LAG,
+        Unit::Seconds,
+        "Server time at apply minus occurred_at of the latest event of each batch."
+    );
+    describe_gauge!(
+        RESIDENT_MEMORY,
+        Unit::Bytes,
+        "Resident memory of the process, almost all of it debtor state."
+    );
+    describe_histogram!(
+        MODEL_PROBABILITY,
+        "Probabilities answered, by model kind and role (active, shadow): p_pay of \
+         known debtors, p_success of a contact plan's best slot."
+    );
+    describe_counter!(
+        CONTACT_ATTEMPTS,
+        Unit::Count,
+        "Contact attempts applied, by channel."
+    );
+    describe_counter!(
+        CONTACT_SUCCESSES,
+        Unit::Count,
+        "Contact attempts that reached the debtor, by channel."
+    );
+    describe_counter!(PAYMENTS, Unit::Count, "Payments applied.");
+    describe_counter!(
+        PAYMENT_AMOUNT,
+        Unit::Count,
+        "Sum of applied payments in minor units, all currencies added up."
+    );
+    describe_counter!(PROMISES_MADE, Unit::Count, "Promises to pay applied.");
+    describe_gauge!(
+        PROMISES,
+        Unit::Count,
+        "Promises across all debtors by state (kept, broken, pending), as of the latest sweep."
     );
     describe_counter!(
         DEBTORS_EVICTED,

@@ -6,8 +6,8 @@
 //! what was never acknowledged. Shutdown: SIGTERM during a stream ends it with
 //! every applied batch acknowledged, within the grace period.
 //!
-//! `MORA_CRASH_CYCLES` sets the number of kill/restart cycles (10 by
-//! default) and `MORA_CRASH_SEED` the seed of the kill times (printed).
+//! `CRASH_TEST_CYCLES` sets the number of kill/restart cycles (10 by
+//! default) and `CRASH_TEST_SEED` the seed of the kill times (printed).
 
 mod common;
 
@@ -144,15 +144,15 @@ async fn stream_until_killed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_sigkill_and_none_counts_twice() {
-    let cycles: usize = std::env::var("MORA_CRASH_CYCLES")
+    let cycles: usize = std::env::var("CRASH_TEST_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let seed: u64 = std::env::var("MORA_CRASH_SEED")
+    let seed: u64 = std::env::var("CRASH_TEST_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(rand::random);
-    println!("crash test: {cycles} cycles, MORA_CRASH_SEED={seed}");
+    println!("crash test: {cycles} cycles, CRASH_TEST_SEED={seed}");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let data = tempfile::tempdir().unwrap();
 

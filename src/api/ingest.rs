@@ -159,7 +159,7 @@ impl IngestService {
             let name = event.kind.name();
             match self.store.apply_in(&event, epoch) {
                 Ok(Applied::New) => {
-                    tally.applied(name);
+                    tally.applied(&event);
                     ack.accepted += 1;
                     if journal.is_some() {
                         fresh.push(event);
@@ -184,7 +184,7 @@ impl IngestService {
             }
         }
         let lsn = append.map(|a| a.append(now, &fresh)).transpose()?;
-        tally.record(batch_events, self.store.len());
+        tally.record(batch_events, self.store.len(), now);
         tracing::debug!(
             batch_seq,
             accepted = ack.accepted,

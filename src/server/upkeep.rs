@@ -1,5 +1,6 @@
 //! State upkeep beside the services: recovery of the debtor state at start,
-//! then snapshots and the eviction of idle debtors on schedule.
+//! then, on schedule, snapshots and sweeps over all debtors (eviction of idle
+//! ones, promise counts for the metrics).
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -124,12 +125,11 @@ pub(super) async fn upkeep(
     let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
     let snapshot_every =
         every(config.durability.snapshot_interval_secs).filter(|_| slot.get().is_some());
-    let evict_every =
-        every(config.state.evict_interval_secs).filter(|_| config.state.evict_idle_days > 0);
+    let sweep_every = every(config.state.sweep_interval_secs);
     let mut next_snapshot = snapshot_every.map(|d| tokio::time::Instant::now() + d);
-    let mut next_eviction = evict_every.map(|d| tokio::time::Instant::now() + d);
+    let mut next_sweep = sweep_every.map(|d| tokio::time::Instant::now() + d);
     loop {
-        let next = [next_snapshot, next_eviction].into_iter().flatten().min();
+        let next = [next_snapshot, next_sweep].into_iter().flatten().min();
         let wake = async {
             match next {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -141,12 +141,12 @@ pub(super) async fn upkeep(
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         let now = tokio::time::Instant::now();
-        if let (Some(at), Some(period)) = (next_eviction, evict_every)
+        if let (Some(at), Some(period)) = (next_sweep, sweep_every)
             && at <= now
         {
             let (store, idle_days) = (store.clone(), config.state.evict_idle_days);
-            let _ = tokio::task::spawn_blocking(move || evict(&store, idle_days)).await;
-            next_eviction = Some(now + period);
+            let _ = tokio::task::spawn_blocking(move || sweep(&store, idle_days)).await;
+            next_sweep = Some(now + period);
         }
         if let (Some(at), Some(period), Some(journal)) = (next_snapshot, snapshot_every, slot.get())
             && at <= now
@@ -158,12 +158,23 @@ pub(super) async fn upkeep(
     }
 }
 
-/// Evicts the debtors idle for `idle_days` that owe nothing.
-fn evict(store: &Store, idle_days: u32) {
+/// Evicts the debtors idle for `idle_days` (0: none) that owe nothing, and
+/// publishes the promises of the rest.
+fn sweep(store: &Store, idle_days: u32) {
     let now = UnixTime::now();
-    let evicted = store.evict_idle(now.plus_days(-i64::from(idle_days)), now);
-    telemetry::record_eviction(evicted, store.len());
-    if evicted > 0 {
-        tracing::info!(evicted, debtors = store.len(), "Idle debtors evicted");
+    if idle_days > 0 {
+        let evicted = store.evict_idle(now.plus_days(-i64::from(idle_days)), now);
+        telemetry::record_eviction(evicted, store.len());
+        if evicted > 0 {
+            tracing::info!(evicted, debtors = store.len(), "Idle debtors evicted");
+        }
     }
+    let (mut kept, mut broken, mut pending) = (0u64, 0u64, 0u64);
+    store.for_each(|_, debtor| {
+        let promises = debtor.promises(now);
+        kept += u64::from(promises.kept);
+        broken += u64::from(promises.broken);
+        pending += u64::from(promises.pending);
+    });
+    telemetry::record_promises(kept, broken, pending);
 }
