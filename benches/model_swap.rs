@@ -85,7 +85,11 @@ fn main() {
     let address = bench.address.clone();
     let runtime = client_runtime();
     runtime.block_on(async move {
-        let channel = client::connect(&address).await.expect("connect");
+        let remote = client::Remote {
+            address,
+            ..client::Remote::default()
+        };
+        let channel = remote.connect().await.expect("connect");
         println!(
             "mora model_swap: {debtors} simulated debtors, concurrency {concurrency}, {rounds} \
              rounds of {round_secs} s steady and {round_secs} s swapping every second, server \

@@ -4,11 +4,13 @@
 //! This is the only module that sees protobuf or tonic types. Handlers read as
 //! validate → convert → delegate → map, and log per request at debug level only.
 
+pub mod auth;
 pub mod client;
 pub mod convert;
 pub mod error;
 pub mod event_file;
 pub mod ingest;
+pub mod limits;
 pub mod models;
 pub mod readiness;
 pub mod scoring;

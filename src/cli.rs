@@ -6,6 +6,7 @@
 mod models;
 mod serve;
 mod simulate;
+mod token;
 mod train;
 
 use std::path::PathBuf;
@@ -39,6 +40,29 @@ pub enum Command {
     Upload(UploadArgs),
     /// List, activate or roll back the models stored on a running server.
     Models(ModelsArgs),
+    /// Make a new access token and print it with the `[[auth.tokens]]` entry
+    /// that accepts it (the entry holds only the token's SHA-256).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// Who will hold the token (logged when a call of theirs is refused).
+    #[arg(long)]
+    pub name: String,
+    /// What the token allows: ingest, score, admin (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub roles: Vec<RoleArg>,
+    /// Read an existing token from standard input instead of making one.
+    #[arg(long)]
+    pub stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Ingest,
+    Score,
+    Admin,
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +75,43 @@ pub struct ServerArg {
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
+    /// Bearer token, when the server requires one (prefer the environment:
+    /// command lines are visible to other users).
+    #[arg(long, global = true, env = "MORA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) that signed the server's certificate, for
+    /// https:// addresses; the public web roots when absent.
+    #[arg(long, global = true, env = "MORA_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), for servers that require one.
+    #[arg(
+        long,
+        global = true,
+        env = "MORA_TLS_CERT_FILE",
+        requires = "tls_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "MORA_TLS_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl ServerArg {
+    /// The server as the client library takes it.
+    pub fn remote(&self) -> crate::api::client::Remote {
+        crate::api::client::Remote {
+            address: self.server.clone(),
+            token: self.token.clone(),
+            ca_file: self.tls_ca_file.clone(),
+            cert_file: self.tls_cert_file.clone(),
+            key_file: self.tls_key_file.clone(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -227,6 +288,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Train(args) => train::train(args),
         Command::Upload(args) => block_on(models::upload(args)),
         Command::Models(args) => block_on(models::models(args)),
+        Command::Token(args) => token::token(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

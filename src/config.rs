@@ -11,6 +11,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::api::auth::AuthConfig;
+use crate::api::limits::LimitsConfig;
 use crate::durability::{DurabilityConfig, FsyncPolicy};
 use crate::events::{EventLimits, SECONDS_PER_DAY};
 use crate::scoring::{ContactPlanConfig, ScoringConfig};
@@ -42,6 +44,32 @@ pub struct Config {
     pub scoring: ScoringConfig,
     pub contact: ContactPlanConfig,
     pub models: ModelsConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+}
+
+/// TLS for the gRPC port (`[tls]`); plain HTTP/2 when no certificate is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server's certificate chain, PEM.
+    pub cert_file: Option<PathBuf>,
+    /// The certificate's private key, PEM.
+    pub key_file: Option<PathBuf>,
+    /// With it, clients must present a certificate signed by one of these
+    /// CAs (mutual TLS), PEM.
+    pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`, also accept clients without a certificate
+    /// (those that present one must still present a valid one).
+    pub client_auth_optional: bool,
+}
+
+impl TlsConfig {
+    /// Whether the gRPC port speaks TLS.
+    pub fn is_enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
 }
 
 /// Model lifecycle settings.
@@ -76,6 +104,9 @@ impl Default for Config {
             scoring: ScoringConfig::default(),
             contact: ContactPlanConfig::default(),
             models: ModelsConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -305,6 +336,21 @@ impl Config {
         if self.state.sweep_interval_secs == 0 {
             return invalid("state.sweep_interval_secs", "must be at least 1".into());
         }
+        let tls = &self.tls;
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return invalid(
+                "tls.key_file",
+                "tls.cert_file and tls.key_file go together: give both or neither".into(),
+            );
+        }
+        if tls.client_ca_file.is_some() && !tls.is_enabled() {
+            return invalid(
+                "tls.client_ca_file",
+                "client certificates need TLS: set tls.cert_file and tls.key_file too".into(),
+            );
+        }
+        self.auth.check().map_err(ConfigError::Invalid)?;
+        self.limits.check().map_err(ConfigError::Invalid)?;
         let durability = &self.durability;
         if durability.fsync == FsyncPolicy::Interval && durability.fsync_interval_ms == 0 {
             return invalid("durability.fsync_interval_ms", "must be at least 1".into());
@@ -383,6 +429,46 @@ mod tests {
             let err =
                 Config::load(Some(Path::new("absent.toml")), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("absent.toml"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own test harness signature
+    fn tokens_come_from_a_file_or_the_environment_and_tls_files_go_together() {
+        figment::Jail::expect_with(|jail| {
+            let digest = crate::api::auth::token_sha256("t");
+            jail.create_file(
+                "auth.toml",
+                &format!(
+                    "[auth]\nenabled = true\n[[auth.tokens]]\nname = \"ops\"\n\
+                     sha256 = \"{digest}\"\nroles = [\"admin\", \"score\"]\n"
+                ),
+            )?;
+            let config = Config::load(Some(Path::new("auth.toml")), &Overrides::default()).unwrap();
+            assert!(config.auth.enabled);
+            assert_eq!(config.auth.tokens[0].roles.len(), 2);
+
+            jail.set_env("MORA_AUTH__ENABLED", "true");
+            jail.set_env(
+                "MORA_AUTH__TOKENS",
+                format!(r#"[{{name="platform", sha256="{digest}", roles=["ingest"]}}]"#),
+            );
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.auth.tokens[0].name, "platform");
+            assert_eq!(
+                config.auth.tokens[0].roles,
+                vec![crate::api::auth::Role::Ingest]
+            );
+
+            jail.set_env("MORA_AUTH__TOKENS", "[]");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("auth.tokens"), "{err}");
+            jail.set_env("MORA_AUTH__ENABLED", "false");
+
+            jail.set_env("MORA_TLS__CERT_FILE", "server.pem");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("tls.key_file"), "{err}");
             Ok(())
         });
     }

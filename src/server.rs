@@ -17,15 +17,19 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::api::auth::{Authenticator, Guard, Role};
 use crate::api::ingest::IngestService;
+use crate::api::limits::Admission;
 use crate::api::models::ModelsService;
 use crate::api::proto::{
     self, ingest_server::IngestServer, models_server::ModelsServer, scoring_server::ScoringServer,
 };
 use crate::api::readiness::Readiness;
 use crate::api::scoring::ScoringService;
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::durability::Journal;
 use crate::models::ModelRegistry;
 use crate::models::repository::ModelRepository;
@@ -144,11 +148,27 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .build_v1()
         .context("building the reflection service")?;
 
+    let authenticator = Arc::new(Authenticator::new(&config.auth));
+    if !authenticator.is_enabled() {
+        tracing::warn!(
+            "Authentication is off: anyone who reaches {grpc_addr} may send events, read scores \
+             and change models. Set [auth] enabled = true with tokens outside local development."
+        );
+    }
+    let guard = |role| Guard::new(authenticator.clone(), role);
+    let tls = server_tls(&config.tls)?;
+    if tls.is_none() {
+        tracing::warn!("TLS is off: gRPC traffic, tokens included, travels in clear text");
+    }
+    let admission = Admission::new(&config.limits);
+    let max_message = config.limits.max_message_bytes;
+
     let ingest = IngestService::new(
         store.clone(),
         config.ingest.clone(),
         journal.clone(),
         readiness.clone(),
+        admission.clone(),
     );
     let lifecycle = ModelsService::new(repository, readiness.clone());
     let scoring = ScoringService::new(
@@ -161,18 +181,37 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ),
         config.ingest.limits(),
         readiness.clone(),
+        admission,
     );
 
     let (stop, stopped) = watch::channel(false);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).context("configuring TLS")?;
+    }
     let grpc = tokio::spawn(
-        tonic::transport::Server::builder()
-            // One span per RPC, so that whatever a handler logs names its method.
+        builder
+            // A client's shorter `grpc-timeout` is honoured as well.
+            .timeout(config.limits.request_timeout())
+            .max_concurrent_streams(config.limits.max_streams_per_connection)
+            // One span per RPC, so that whatever a handler logs names its
+            // method. Headers stay out of it: they carry tokens.
             .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+            // Probes carry no token: health answers everyone.
             .add_service(health_service)
-            .add_service(reflection)
-            .add_service(IngestServer::new(ingest))
-            .add_service(ScoringServer::new(scoring))
-            .add_service(ModelsServer::new(lifecycle))
+            .add_service(InterceptedService::new(reflection, guard(None)))
+            .add_service(InterceptedService::new(
+                IngestServer::new(ingest).max_decoding_message_size(max_message),
+                guard(Some(Role::Ingest)),
+            ))
+            .add_service(InterceptedService::new(
+                ScoringServer::new(scoring).max_decoding_message_size(max_message),
+                guard(Some(Role::Score)),
+            ))
+            .add_service(InterceptedService::new(
+                ModelsServer::new(lifecycle).max_decoding_message_size(max_message),
+                guard(Some(Role::Admin)),
+            ))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(grpc_listener),
                 until(stopped.clone()),
@@ -205,6 +244,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         journal,
         readiness,
     })
+}
+
+/// The TLS settings of the gRPC port, read from the files `config` names;
+/// `None` when TLS is off.
+fn server_tls(config: &TlsConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let read = |field: &str, path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("{field}: reading {}", path.display()))
+    };
+    let (Some(cert), Some(key)) = (&config.cert_file, &config.key_file) else {
+        return Ok(None);
+    };
+    let identity = Identity::from_pem(read("tls.cert_file", cert)?, read("tls.key_file", key)?);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &config.client_ca_file {
+        tls = tls
+            .client_ca_root(Certificate::from_pem(read("tls.client_ca_file", ca)?))
+            .client_auth_optional(config.client_auth_optional);
+    }
+    Ok(Some(tls))
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).

@@ -75,6 +75,13 @@ pub const PROMISES_MADE: &str = "mora_promises_made_total";
 /// latest sweep.
 pub const PROMISES: &str = "mora_promises";
 
+/// Calls refused before reaching a service, by `reason` (unauthenticated,
+/// permission_denied).
+pub const AUTH_REFUSALS: &str = "mora_auth_refusals_total";
+/// Requests refused because a limit of concurrent work was reached, by
+/// `pool` (requests, ingest_streams).
+pub const REQUESTS_SHED: &str = "mora_requests_shed_total";
+
 /// The RPCs mora serves, as a closed set of label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -285,6 +292,16 @@ pub fn clear_model_role(kind: &'static str, version: &str, role: &'static str) {
     }
 }
 
+/// Counts one call refused for its credentials.
+pub fn record_auth_refusal(reason: &'static str) {
+    counter!(AUTH_REFUSALS, "reason" => reason).increment(1);
+}
+
+/// Counts one request refused by load shedding.
+pub fn record_shed(pool: &'static str) {
+    counter!(REQUESTS_SHED, "pool" => pool).increment(1);
+}
+
 /// Counts one model upload by its outcome.
 pub fn record_model_upload(kind: &'static str, outcome: &'static str) {
     counter!(MODEL_UPLOADS, "kind" => kind, "outcome" => outcome).increment(1);
@@ -395,6 +412,16 @@ fn describe() {
         RPC_REQUESTS,
         Unit::Count,
         "RPCs (and Ingest.Stream batches) handled, by method and gRPC code."
+    );
+    describe_counter!(
+        AUTH_REFUSALS,
+        Unit::Count,
+        "Calls refused for a missing, unknown or insufficient token, by reason."
+    );
+    describe_counter!(
+        REQUESTS_SHED,
+        Unit::Count,
+        "Requests refused with RESOURCE_EXHAUSTED because a concurrency limit was reached, by pool."
     );
     describe_gauge!(DEBTORS, Unit::Count, "Debtors held in state.");
     describe_gauge!(

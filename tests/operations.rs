@@ -220,6 +220,9 @@ async fn the_catalogue_is_what_is_served_and_what_the_code_names() {
         "mora_shadow_predict_seconds",
         "mora_model_uploads_total",
         "mora_debtors_evicted_total",
+        // Served only with auth on or under overload: tests/security.rs.
+        "mora_auth_refusals_total",
+        "mora_requests_shed_total",
     ];
     for name in &documented {
         assert!(

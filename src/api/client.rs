@@ -7,8 +7,12 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 use serde::Deserialize;
-use tonic::transport::{Channel, Endpoint};
+use std::path::{Path, PathBuf};
 
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use super::auth::BearerToken;
 use super::proto::{
     ActivateRequest, ListModelsRequest, ModelChunk, ModelInfo, RollbackRequest, UploadHeader,
     model_chunk::Part, models_client::ModelsClient,
@@ -35,14 +39,68 @@ pub enum ModelsAction {
 /// Bytes per upload message: well under gRPC's default 4 MiB message limit.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
-/// Connects to a server at `address` (`http://host:port`).
-pub async fn connect(address: &str) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(address.to_owned())
-        .with_context(|| format!("{address:?} is not a server address (http://host:port)"))?;
-    endpoint
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {address}"))
+/// Where a server is and how to prove who we are to it.
+#[derive(Debug, Clone, Default)]
+pub struct Remote {
+    /// `http://host:port`, or `https://host:port` for TLS.
+    pub address: String,
+    /// Sent as `authorization: Bearer <token>` when the server requires one.
+    pub token: Option<String>,
+    /// The CA that signed the server's certificate, PEM; the public web
+    /// roots when absent.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key, PEM, for servers that require one.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// A models client carrying the caller's token.
+pub type Models = ModelsClient<InterceptedService<Channel, BearerToken>>;
+
+impl Remote {
+    /// Connects, over TLS for `https://` addresses.
+    pub async fn connect(&self) -> anyhow::Result<Channel> {
+        let address = &self.address;
+        let mut endpoint = Endpoint::from_shared(address.clone()).with_context(|| {
+            format!("{address:?} is not a server address (http://host:port or https://host:port)")
+        })?;
+        if address.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(self.tls()?)
+                .context("configuring TLS")?;
+        } else if self.ca_file.is_some() || self.cert_file.is_some() {
+            anyhow::bail!("TLS files were given but {address} is not an https:// address");
+        }
+        endpoint
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {address}"))
+    }
+
+    fn tls(&self) -> anyhow::Result<ClientTlsConfig> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
+        };
+        let mut tls = ClientTlsConfig::new();
+        tls = match &self.ca_file {
+            Some(ca) => tls.ca_certificate(Certificate::from_pem(read("CA file", ca)?)),
+            None => tls.with_webpki_roots(),
+        };
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Ok(tls.identity(Identity::from_pem(
+                read("client certificate", cert)?,
+                read("client key", key)?,
+            ))),
+            (None, None) => Ok(tls),
+            _ => anyhow::bail!("a client certificate needs both its certificate and key files"),
+        }
+    }
+
+    /// A models client on a new connection.
+    pub async fn models(&self) -> anyhow::Result<Models> {
+        let token = BearerToken::new(self.token.as_deref()).map_err(anyhow::Error::msg)?;
+        Ok(ModelsClient::with_interceptor(self.connect().await?, token))
+    }
 }
 
 /// The header announcing `bytes`: kind and version as the model file states
@@ -77,11 +135,11 @@ pub fn chunks(header: UploadHeader, bytes: &[u8]) -> Vec<ModelChunk> {
         .collect()
 }
 
-/// Uploads the model file `bytes` to the server at `address`, giving it
+/// Uploads the model file `bytes` to the server `remote`, giving it
 /// `role` once accepted; returns the stored version, described.
-pub async fn upload(address: &str, bytes: &[u8], role: Option<Role>) -> anyhow::Result<String> {
+pub async fn upload(remote: &Remote, bytes: &[u8], role: Option<Role>) -> anyhow::Result<String> {
     let header = header_for(bytes, role)?;
-    let mut models = ModelsClient::new(connect(address).await?);
+    let mut models = remote.models().await?;
     let info = models
         .upload(tokio_stream::iter(chunks(header, bytes)))
         .await
@@ -90,10 +148,10 @@ pub async fn upload(address: &str, bytes: &[u8], role: Option<Role>) -> anyhow::
     Ok(describe(&info))
 }
 
-/// Runs `action` against the server at `address`; returns the versions it
+/// Runs `action` against the server `remote`; returns the versions it
 /// concerns, described.
-pub async fn manage(address: &str, action: ModelsAction) -> anyhow::Result<String> {
-    let mut models = ModelsClient::new(connect(address).await?);
+pub async fn manage(remote: &Remote, action: ModelsAction) -> anyhow::Result<String> {
+    let mut models = remote.models().await?;
     let activate = |kind, version, shadow| ActivateRequest {
         kind,
         version,

@@ -5,6 +5,7 @@
 
 use tonic::{Code, Status};
 
+use super::limits::Pool;
 use crate::durability::DurabilityError;
 use crate::models::repository::LifecycleError;
 use crate::scoring::ScoringError;
@@ -34,6 +35,16 @@ pub enum ApiError {
     /// The server is shutting down and takes no new requests.
     #[error("shutting down: retry on another server or after the restart")]
     ShuttingDown,
+    /// Too much work in flight; the client should retry after a pause.
+    #[error(
+        "overloaded: {limit} {} already in flight, the limit; retry after {retry_after_ms} ms",
+        pool.describe()
+    )]
+    Overloaded {
+        pool: Pool,
+        limit: usize,
+        retry_after_ms: u64,
+    },
     /// The write-ahead log cannot take the batch; it was not acknowledged.
     #[error(transparent)]
     Durability(#[from] DurabilityError),
@@ -64,6 +75,7 @@ impl ApiError {
             ApiError::InvalidField { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
             ApiError::Internal { .. } => Code::Internal,
             ApiError::NotReady | ApiError::ShuttingDown => Code::Unavailable,
+            ApiError::Overloaded { .. } => Code::ResourceExhausted,
             ApiError::Durability(error) => match error {
                 DurabilityError::Io(_)
                 | DurabilityError::Encode(_)
@@ -105,7 +117,15 @@ impl From<ApiError> for Status {
             }
             _ => {}
         }
-        Status::new(error.code(), error.to_string())
+        let mut status = Status::new(error.code(), error.to_string());
+        if let ApiError::Overloaded { retry_after_ms, .. } = &error {
+            // The pushback gRPC's own retry policies read.
+            status.metadata_mut().insert(
+                "grpc-retry-pushback-ms",
+                retry_after_ms.to_string().parse().expect("digits"),
+            );
+        }
+        status
     }
 }
 

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::ApiError;
 use super::convert::{self, RejectedEvent};
 use super::error::code_label;
+use super::limits::Admission;
 use super::proto::{EventBatch, IngestAck, Rejection, ingest_server::Ingest};
 use super::readiness::Readiness;
 use crate::config::IngestConfig;
@@ -38,6 +39,7 @@ pub struct IngestService {
     /// Set once recovery has opened the log; never set with durability off.
     journal: Arc<OnceLock<Arc<Journal>>>,
     readiness: Readiness,
+    admission: Admission,
 }
 
 /// Why the state refused an otherwise valid event, as a gRPC code name.
@@ -66,18 +68,21 @@ fn rejection(
 
 impl IngestService {
     /// A service applying events to `store`, logging them in `journal` once
-    /// it is set, and answering only while `readiness` says so.
+    /// it is set, answering only while `readiness` says so and as much at
+    /// once as `admission` allows.
     pub fn new(
         store: Arc<Store>,
         config: IngestConfig,
         journal: Arc<OnceLock<Arc<Journal>>>,
         readiness: Readiness,
+        admission: Admission,
     ) -> Self {
         IngestService {
             store,
             config: Arc::new(config),
             journal,
             readiness,
+            admission,
         }
     }
 
@@ -218,6 +223,11 @@ impl Ingest for IngestService {
         request: Request<Streaming<EventBatch>>,
     ) -> Result<Response<AckStream>, Status> {
         self.readiness.check_accepting().map_err(Status::from)?;
+        // Held by the reader below for as long as the stream stays open.
+        let admitted = self.admission.stream().map_err(|error| {
+            RpcTimer::start(Method::IngestStream).finish(code_label(error.code()));
+            Status::from(error)
+        })?;
         let mut inbound = request.into_inner();
         let (acks, outbound) = mpsc::channel(STREAM_ACK_BUFFER);
         let (applied, mut to_settle) = mpsc::channel(STREAM_DURABLE_PIPELINE);
@@ -226,6 +236,7 @@ impl Ingest for IngestService {
         // server starts shutting down.
         let service = self.clone();
         tokio::spawn(async move {
+            let _admitted = admitted;
             loop {
                 let batch = tokio::select! {
                     biased;
@@ -272,10 +283,20 @@ impl Ingest for IngestService {
 
     async fn send(&self, request: Request<EventBatch>) -> Result<Response<IngestAck>, Status> {
         let timer = RpcTimer::start(Method::IngestSend);
-        let applied = match self.readiness.check_accepting() {
-            Ok(()) => self.apply(request.into_inner()),
-            Err(error) => Err(error),
+        let admission = self
+            .readiness
+            .check_accepting()
+            .and_then(|()| self.admission.request());
+        let _admitted = match admission {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                return self
+                    .timed_settle(timer, Err(error))
+                    .await
+                    .map(Response::new);
+            }
         };
+        let applied = self.apply(request.into_inner());
         self.timed_settle(timer, applied).await.map(Response::new)
     }
 }

@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::error::{ApiError, finish};
+use super::limits::Admission;
 use super::proto::{
     FeatureVector, GetFeaturesRequest, PingRequest, PingResponse, ScoreBatchRequest,
     ScoreBatchResponse, ScoreRequest, ScoreResponse, scoring_server::Scoring,
@@ -20,16 +21,24 @@ pub struct ScoringService {
     scorer: Scorer,
     limits: EventLimits,
     readiness: Readiness,
+    admission: Admission,
 }
 
 impl ScoringService {
     /// A service answering from `scorer` once `readiness` says the state is
-    /// recovered; ids are bounded by `limits`.
-    pub fn new(scorer: Scorer, limits: EventLimits, readiness: Readiness) -> Self {
+    /// recovered; ids are bounded by `limits`, and requests handled at once
+    /// by `admission`.
+    pub fn new(
+        scorer: Scorer,
+        limits: EventLimits,
+        readiness: Readiness,
+        admission: Admission,
+    ) -> Self {
         ScoringService {
             scorer,
             limits,
             readiness,
+            admission,
         }
     }
 
@@ -70,6 +79,7 @@ impl Scoring for ScoringService {
         } = request.into_inner();
         let result = (|| {
             self.check_ready()?;
+            let _admitted = self.admission.request()?;
             self.check_debtor_id("debtor_id", &debtor_id)?;
             let plan = include_contact_plan.then(|| PlanRequest {
                 slots: match contact_slots {
@@ -95,9 +105,9 @@ impl Scoring for ScoringService {
         } = request.into_inner();
         let scorer = self.scorer.clone();
         let limits = self.limits;
-        let ready = self.check_ready();
+        let admitted = self.check_ready().and_then(|()| self.admission.request());
         let work = move || {
-            ready?;
+            let _admitted = admitted?;
             for (i, id) in debtor_ids.iter().enumerate() {
                 validation::check_id("debtor_ids", id, &limits)
                     .map_err(|e| ApiError::field(format!("debtor_ids[{i}]"), e.reason))?;
@@ -125,6 +135,7 @@ impl Scoring for ScoringService {
         } = request.into_inner();
         let result = (|| {
             self.check_ready()?;
+            let _admitted = self.admission.request()?;
             self.check_debtor_id("debtor_id", &debtor_id)?;
             let features = self.scorer.features(&debtor_id, as_of(at)?);
             Ok(FeatureVector {

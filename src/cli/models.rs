@@ -14,7 +14,7 @@ pub(super) async fn upload(args: UploadArgs) -> anyhow::Result<()> {
         (_, true) => Some(Role::Shadow),
         _ => None,
     };
-    let described = client::upload(&args.server.server, &bytes, role)
+    let described = client::upload(&args.server.remote(), &bytes, role)
         .await
         .with_context(|| format!("uploading {}", args.file.display()))?;
     print!("{described}");
@@ -36,6 +36,6 @@ pub(super) async fn models(args: ModelsArgs) -> anyhow::Result<()> {
         ModelsAction::Rollback { kind } => Action::Rollback { kind },
         ModelsAction::ClearShadow { kind } => Action::ClearShadow { kind },
     };
-    print!("{}", client::manage(&args.server.server, action).await?);
+    print!("{}", client::manage(&args.server.remote(), action).await?);
     Ok(())
 }
