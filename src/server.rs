@@ -92,6 +92,12 @@ impl RunningServer {
         Ok(())
     }
 
+    /// A digest of the whole debtor state ([`Store::digest`]): equal before
+    /// and after a request means the request changed nothing.
+    pub fn state_digest(&self) -> u64 {
+        self.store.digest()
+    }
+
     /// Resolves once the debtor state has been recovered and ingest and
     /// scoring answer (never, if recovery failed: see the log).
     pub async fn recovered(&self) {
