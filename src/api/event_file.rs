@@ -65,8 +65,8 @@ fn prefix_enums(value: &mut Value) {
     }
 }
 
-/// Parses one line into a wire event.
-fn parse_line(line: &str) -> Result<proto::Event, serde_json::Error> {
+/// Parses one line of an event file into a wire event (not yet checked).
+pub fn parse_line(line: &str) -> Result<proto::Event, serde_json::Error> {
     let mut value: Value = serde_json::from_str(line)?;
     prefix_enums(&mut value);
     serde_json::from_value(value)

@@ -471,7 +471,7 @@ pub fn replay(
 fn read_segment(
     path: &Path,
     skip: u64,
-    mut visit: impl FnMut(u64, WalBatch),
+    visit: impl FnMut(u64, WalBatch),
 ) -> io::Result<(u64, Option<Damage>)> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
@@ -483,12 +483,29 @@ fn read_segment(
     if &magic != SEGMENT_MAGIC {
         return Ok((0, Some(Damage::Corrupt)));
     }
-    let mut offset = skip.max(magic.len() as u64);
+    let offset = skip.max(magic.len() as u64);
     if offset > len {
         return Ok((len, Some(Damage::Torn)));
     }
     file.seek(SeekFrom::Start(offset))?;
-    let mut reader = io::BufReader::with_capacity(1 << 20, file);
+    read_records(
+        io::BufReader::with_capacity(1 << 20, file),
+        offset,
+        len,
+        visit,
+    )
+}
+
+/// Reads records from `reader`, positioned at byte `offset` of a segment
+/// `len` bytes long; returns the end of the last valid record and, if
+/// reading stopped early, why. Every record is checked before its batch is
+/// visited: nothing damaged is ever visited.
+pub fn read_records(
+    mut reader: impl Read,
+    mut offset: u64,
+    len: u64,
+    mut visit: impl FnMut(u64, WalBatch),
+) -> io::Result<(u64, Option<Damage>)> {
     let mut payload = Vec::new();
     loop {
         if offset == len {
@@ -512,10 +529,16 @@ fn read_segment(
         if crc32c::crc32c_append(crc32c::crc32c(&header[..4]), &payload) != crc {
             return Ok((offset, Some(Damage::Corrupt)));
         }
-        let Ok(batch) = postcard::from_bytes::<WalBatch>(&payload) else {
+        let Some(batch) = decode_batch(&payload) else {
             return Ok((offset, Some(Damage::Corrupt)));
         };
         visit(offset, batch);
         offset += (RECORD_HEADER_LEN + record_len) as u64;
     }
+}
+
+/// The batch a record's payload holds, or `None` if it does not decode
+/// (including values the domain types refuse, such as a malformed currency).
+pub fn decode_batch(payload: &[u8]) -> Option<WalBatch> {
+    postcard::from_bytes::<WalBatch>(payload).ok()
 }

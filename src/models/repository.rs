@@ -200,8 +200,9 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Parses and checks model bytes for `kind` and `version`; the model ready to
-/// serve, or the check that failed.
-fn validate(
+/// serve, or the check that failed. Uploads and files found on disk pass
+/// through here before they can serve.
+pub fn validate(
     bytes: &[u8],
     kind: ModelKind,
     version: &str,
