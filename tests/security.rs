@@ -339,3 +339,26 @@ async fn oversize_messages_are_refused_before_they_are_decoded() {
     assert!(!unknown.known, "nothing of the refused batch was applied");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_clients_deadline_is_honoured_by_the_server() {
+    let server = start(&shipped_models()).await;
+    let mut scoring = ScoringClient::new(channel(&server).await);
+    // tonic's client only sends `grpc-timeout`; ending the call is the
+    // server's doing.
+    let mut request = tonic::Request::new(ScoreBatchRequest {
+        debtor_ids: (0..100_000).map(|i| format!("deadline-{i}")).collect(),
+        as_of: at(AS_OF),
+    });
+    request.set_timeout(Duration::from_millis(1));
+    let started = std::time::Instant::now();
+    let status = scoring.score_batch(request).await.unwrap_err();
+    // tonic's server reports an expired deadline as CANCELLED.
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::Cancelled, "Timeout expired"),
+        "{status:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.shutdown().await.unwrap();
+}
