@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use mora::api::convert;
+use mora::api::proto::ScoreBatchResponse;
 use mora::events::{
     Channel, ChannelSet, ContactOutcome, Event, EventKind, Money, Profile, UnixTime, validation,
 };
@@ -23,6 +25,7 @@ use mora::scoring::{ContactPlanConfig, PlanRequest, Scorer, ScoringConfig};
 use mora::sim::SimConfig;
 use mora::state::{DebtorState, DedupEpoch, Store};
 use mora::train::{Algorithm, TrainConfig, train_on_simulation};
+use prost::Message;
 
 const T0: i64 = 1_767_571_200;
 const DAY: i64 = 86_400;
@@ -194,18 +197,38 @@ fn benches(c: &mut Criterion) {
             })
             .unwrap();
     }
+    // A thousand debtors with the same history, for ScoreBatch.
+    let batch_ids: Vec<String> = (0..1_000).map(|i| format!("batch-{i:04}")).collect();
+    for id in &batch_ids {
+        for e in typical_history() {
+            store
+                .apply(&Event {
+                    debtor_id: id.clone(),
+                    ..e
+                })
+                .unwrap();
+        }
+    }
     let registry = ModelRegistry::empty();
     registry.set_payment(Arc::new(model));
     let contact_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/contact.json");
     let contact = ContactModel::new(ModelFile::read(&contact_path).unwrap()).unwrap();
     registry.set_active(ServedModel::Contact(contact));
-    let scorer = Scorer::new(
-        store,
-        Arc::new(registry),
-        Arc::new(ContactPolicy::presets()),
-        ScoringConfig::default(),
-        ContactPlanConfig::default(),
-    );
+    let (registry, policy) = (Arc::new(registry), Arc::new(ContactPolicy::presets()));
+    let scorer_with = |config| {
+        Scorer::new(
+            store.clone(),
+            registry.clone(),
+            policy.clone(),
+            config,
+            ContactPlanConfig::default(),
+        )
+    };
+    let scorer = scorer_with(ScoringConfig::default());
+    let one_thread = scorer_with(ScoringConfig {
+        batch_threads: 1,
+        ..ScoringConfig::default()
+    });
     c.bench_function("scoring/score_known", |b| {
         b.iter(|| scorer.score(black_box("bench-debtor"), as_of, None))
     });
@@ -218,6 +241,33 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("scoring/score_unknown", |b| {
         b.iter(|| scorer.score(black_box("nobody"), as_of, None))
+    });
+
+    // ScoreBatch's parts, per 1,000 debtors: scoring and ranking; building
+    // and encoding the response (server); decoding it (client).
+    c.bench_function("scoring/score_batch_1000_one_thread", |b| {
+        b.iter(|| {
+            one_thread
+                .score_batch(black_box(&batch_ids), as_of)
+                .unwrap()
+        })
+    });
+    c.bench_function("scoring/score_batch_1000_all_cores", |b| {
+        b.iter(|| scorer.score_batch(black_box(&batch_ids), as_of).unwrap())
+    });
+    let response = |scores: Vec<mora::scoring::Score>| ScoreBatchResponse {
+        results: scores.into_iter().map(convert::score_response).collect(),
+    };
+    c.bench_function("api/score_batch_1000_build_and_encode", |b| {
+        b.iter_batched(
+            || scorer.score_batch(&batch_ids, as_of).unwrap(),
+            |scores| response(scores).encode_to_vec(),
+            BatchSize::SmallInput,
+        )
+    });
+    let encoded = response(scorer.score_batch(&batch_ids, as_of).unwrap()).encode_to_vec();
+    c.bench_function("api/score_batch_1000_decode", |b| {
+        b.iter(|| ScoreBatchResponse::decode(black_box(encoded.as_slice())).unwrap())
     });
 }
 

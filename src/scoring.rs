@@ -37,6 +37,8 @@ pub struct ScoringConfig {
     /// Share of scored debtors that a shadow model, when one is set, also
     /// scores for comparison (0 to 1).
     pub shadow_fraction: f64,
+    /// Threads one large `ScoreBatch` is split across; 0: one per core.
+    pub batch_threads: usize,
 }
 
 impl Default for ScoringConfig {
@@ -46,6 +48,7 @@ impl Default for ScoringConfig {
             low_risk_min_p_pay: 0.6,
             high_risk_max_p_pay: 0.3,
             shadow_fraction: 0.1,
+            batch_threads: 0,
         }
     }
 }
@@ -58,7 +61,24 @@ pub enum RiskSegment {
     High,
 }
 
+/// Batches smaller than this are scored on the calling thread: starting
+/// threads would cost more than it saves.
+const PARALLEL_BATCH_MIN: usize = 256;
+
 impl ScoringConfig {
+    /// Threads a batch of `debtors` is scored on.
+    fn threads_for(&self, debtors: usize) -> usize {
+        let threads = match self.batch_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        if debtors < PARALLEL_BATCH_MIN {
+            1
+        } else {
+            threads.min(debtors / (PARALLEL_BATCH_MIN / 2)).max(1)
+        }
+    }
+
     /// The segment of a payment probability under these thresholds.
     pub fn segment(&self, p_pay: f64) -> RiskSegment {
         if p_pay >= self.low_risk_min_p_pay {
@@ -298,12 +318,35 @@ impl Scorer {
                 limit: self.config.max_batch_debtors,
             });
         }
-        let mut distinct = HashSet::with_capacity(debtor_ids.len());
-        let mut scores = debtor_ids
+        let mut seen = HashSet::with_capacity(debtor_ids.len());
+        let distinct: Vec<&str> = debtor_ids
             .iter()
-            .filter(|id| distinct.insert(id.as_str()))
-            .map(|id| self.score(id, as_of, None))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(String::as_str)
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let score_all = |ids: &[&str]| {
+            ids.iter()
+                .map(|id| self.score(id, as_of, None))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        // Debtors are independent: a large batch is split across cores.
+        let threads = self.config.threads_for(distinct.len());
+        let mut scores = if threads > 1 {
+            let chunk = distinct.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = distinct
+                    .chunks(chunk)
+                    .map(|part| scope.spawn(move || score_all(part)))
+                    .collect();
+                let mut scores = Vec::with_capacity(distinct.len());
+                for part in parts {
+                    scores.extend(part.join().expect("a scoring thread panicked")?);
+                }
+                Ok::<_, ScoringError>(scores)
+            })?
+        } else {
+            score_all(&distinct)?
+        };
         scores.sort_by(|a, b| {
             b.expected_recovery_minor()
                 .cmp(&a.expected_recovery_minor())
@@ -322,6 +365,19 @@ impl Scorer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_batches_are_split_and_small_ones_are_not() {
+        let config = |batch_threads| ScoringConfig {
+            batch_threads,
+            ..ScoringConfig::default()
+        };
+        assert_eq!(config(4).threads_for(100), 1);
+        assert_eq!(config(4).threads_for(256), 2);
+        assert_eq!(config(4).threads_for(10_000), 4);
+        assert_eq!(config(1).threads_for(10_000), 1);
+        assert!(config(0).threads_for(10_000) >= 1);
+    }
 
     #[test]
     fn segments_follow_the_thresholds() {

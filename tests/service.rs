@@ -335,6 +335,58 @@ async fn score_batch_ranks_by_expected_recovery() {
 }
 
 #[tokio::test]
+async fn a_batch_split_across_threads_answers_as_single_scores_do() {
+    let server = start_with(&shipped_models(), |config| config.scoring.batch_threads = 3).await;
+    let mut ingest = IngestClient::new(channel(&server).await);
+    let debtors: Vec<String> = (0..700).map(|i| format!("split-{i:03}")).collect();
+    for (seq, chunk) in debtors.chunks(50).enumerate() {
+        let events = chunk
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                if i % 3 == 0 {
+                    good_payer(d)
+                } else {
+                    bad_payer(d)
+                }
+            })
+            .collect();
+        send(&mut ingest, seq as u64, events).await;
+    }
+    let mut scoring = ScoringClient::new(channel(&server).await);
+    let mut ids = debtors.clone();
+    ids.push("nobody".into());
+    let batch = scoring
+        .score_batch(ScoreBatchRequest {
+            debtor_ids: ids.clone(),
+            as_of: at(AS_OF),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(batch.len(), ids.len());
+    let mut answered: Vec<&str> = batch.iter().map(|r| r.debtor_id.as_str()).collect();
+    answered.sort_unstable();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(answered, expected, "every debtor once");
+    for result in batch.iter().step_by(7) {
+        let single = scoring
+            .score(ScoreRequest {
+                debtor_id: result.debtor_id.clone(),
+                as_of: at(AS_OF),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(result, &single, "{}", result.debtor_id);
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn get_features_returns_the_schema_and_the_values() {
     let server = start(&shipped_models()).await;
     let mut ingest = IngestClient::new(channel(&server).await);
