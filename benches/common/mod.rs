@@ -181,7 +181,7 @@ pub fn resident_bytes() -> u64 {
     pages * 4096
 }
 
-const T0: i64 = 1_767_571_200;
+pub const T0: i64 = 1_767_571_200;
 const DAY: i64 = 86_400;
 
 /// The "typical history": a profile, 3 invoices, 3 payments, a
