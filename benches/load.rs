@@ -2,7 +2,8 @@
 //! generated gRPC client and reports, from one run,
 //! - ingest throughput through `Ingest.Stream` (events/s),
 //! - `Score` latency beside `Ping`, an empty RPC on the same server and
-//!   connection (the floor), as percentiles and ratios,
+//!   connection (the floor), as percentiles and ratios: in a closed loop at a
+//!   fixed concurrency, then at a fixed open-loop rate,
 //! - `ScoreBatch` throughput (debtors/s).
 //!
 //! Server and client run in one process on two single-threaded runtimes, so
@@ -11,7 +12,7 @@
 //!
 //! ```text
 //! cargo bench --bench load                 # defaults below
-//! MORA_BENCH_DEBTORS=50000 MORA_BENCH_CONCURRENCY=32 cargo bench --bench load
+//! MORA_BENCH_DEBTORS=50000 MORA_BENCH_CONCURRENCY=32 MORA_BENCH_RATE=10000 cargo bench --bench load
 //! ```
 
 mod common;
@@ -24,6 +25,26 @@ use mora::api::proto::{
 };
 use tonic::transport::Channel;
 
+/// Prints the percentiles of `ping` and `score` and their ratios.
+fn report(how: &str, ping: Latencies, score: Latencies) {
+    println!("{how}:");
+    println!("| RPC | requests | p50 (µs) | p99 (µs) | p99.9 (µs) |");
+    println!("|---|---|---|---|---|");
+    for (name, l) in [("Ping (floor)", &ping), ("Score", &score)] {
+        println!(
+            "| {name} | {} | {:.1} | {:.1} | {:.1} |",
+            l.0.len(),
+            micros(l.percentile(50.0)),
+            micros(l.percentile(99.0)),
+            micros(l.percentile(99.9))
+        );
+    }
+    for p in [50.0, 99.0, 99.9] {
+        let ratio = score.percentile(p).as_secs_f64() / ping.percentile(p).as_secs_f64();
+        println!("Score / Ping at p{p}: {ratio:.2}");
+    }
+}
+
 fn main() {
     let debtors = setting("MORA_BENCH_DEBTORS", 20_000);
     let concurrency = setting("MORA_BENCH_CONCURRENCY", 16);
@@ -31,6 +52,7 @@ fn main() {
     let round_secs = setting("MORA_BENCH_ROUND_SECS", 3) as u64;
     let batch_events = setting("MORA_BENCH_BATCH_EVENTS", 1_000);
     let score_batch = setting("MORA_BENCH_SCORE_BATCH", 10_000).min(debtors);
+    let rate = setting("MORA_BENCH_RATE", 5_000);
 
     // Durability off: this measures the service itself; the durability
     // bench measures what each fsync policy adds.
@@ -80,22 +102,35 @@ fn main() {
                 .await,
             );
         }
-        let (ping, score) = (Latencies(ping), Latencies(score));
-        println!("| RPC | requests | p50 (µs) | p99 (µs) | p99.9 (µs) |");
-        println!("|---|---|---|---|---|");
-        for (name, l) in [("Ping (floor)", &ping), ("Score", &score)] {
-            println!(
-                "| {name} | {} | {:.1} | {:.1} | {:.1} |",
-                l.0.len(),
-                micros(l.percentile(50.0)),
-                micros(l.percentile(99.0)),
-                micros(l.percentile(99.9))
+        report(&format!("closed loop, concurrency {concurrency}"), Latencies(ping), Latencies(score));
+
+        // The same two RPCs sent on a fixed schedule, round by round.
+        let (mut ping, mut score) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let client = ScoringClient::new(channel.clone());
+            ping.extend(
+                open_loop(rate, round, move |_| {
+                    let mut client = client.clone();
+                    async move {
+                        client.ping(PingRequest {}).await.expect("ping");
+                    }
+                })
+                .await,
+            );
+            let client = ScoringClient::new(channel.clone());
+            score.extend(
+                open_loop(rate, round, move |n| {
+                    let mut client = client.clone();
+                    let debtor_id = format!("sim-{:07}", n % debtors);
+                    async move {
+                        let request = ScoreRequest { debtor_id, ..Default::default() };
+                        client.score(request).await.expect("score");
+                    }
+                })
+                .await,
             );
         }
-        for p in [50.0, 99.0, 99.9] {
-            let ratio = score.percentile(p).as_secs_f64() / ping.percentile(p).as_secs_f64();
-            println!("Score / Ping at p{p}: {ratio:.2}");
-        }
+        report(&format!("open loop, {rate} requests/s"), Latencies(ping), Latencies(score));
 
         let mut client = ScoringClient::new(channel.clone()).max_decoding_message_size(256 << 20);
         let ids: Vec<String> = (0..score_batch).map(|i| format!("sim-{i:07}")).collect();

@@ -71,6 +71,39 @@ where
     all
 }
 
+/// Sends `call` on a fixed schedule of `rate` requests per second for
+/// `duration`, whatever the answers, and returns each request's latency from
+/// the moment it was due: a slow answer delays nothing after it, so queueing
+/// shows in the figures instead of slowing the load (no coordinated omission).
+/// The schedule is kept by yielding rather than sleeping, since the timer's
+/// millisecond granularity would send in bursts.
+pub async fn open_loop<F, Fut>(rate: usize, duration: Duration, call: F) -> Vec<Duration>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let total = (duration.as_secs_f64() * rate as f64) as usize;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for n in 0..total {
+        let due = start + period.mul_f64(n as f64);
+        while Instant::now() < due {
+            tokio::task::yield_now().await;
+        }
+        let request = call(n);
+        tasks.push(tokio::spawn(async move {
+            request.await;
+            due.elapsed()
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for task in tasks {
+        all.push(task.await.expect("load task"));
+    }
+    all
+}
+
 pub async fn ingest(channel: Channel, debtors: usize, batch_events: usize) -> (usize, Duration) {
     let portfolio = sim::portfolio(&SimConfig {
         debtors,
