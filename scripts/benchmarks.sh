@@ -28,6 +28,11 @@ for n in 1000000 5000000 10000000; do
     if $quick && [ "$n" -gt 1000000 ]; then continue; fi
     run "memory-$n" MORA_MEMORY_DEBTORS="$n" cargo bench --bench state_memory
 done
+if $quick; then
+    run server-memory cargo bench --bench server_memory
+else
+    run server-memory MORA_SERVER_MEMORY_DEBTORS=5000000 cargo bench --bench server_memory
+fi
 run hot-paths cargo bench --bench hot_paths
 run load-16 cargo bench --bench load
 run load-1 MORA_BENCH_CONCURRENCY=1 cargo bench --bench load

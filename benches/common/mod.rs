@@ -205,7 +205,12 @@ pub fn client_runtime() -> Runtime {
 
 /// Resident memory of this process, in bytes.
 pub fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    resident_bytes_of("self")
+}
+
+/// Resident size of process `pid` (a number, or `self`).
+pub fn resident_bytes_of(pid: &str) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()
         .nth(1)
