@@ -2,12 +2,13 @@
 # Reproduces every figure in BENCHMARKS.md, section by section, and keeps each
 # bench's output in bench-results/<name>.txt (not committed):
 #
-#   scripts/benchmarks.sh            # everything, 10-million-debtor rows included
-#   scripts/benchmarks.sh --quick    # without the 10-million-debtor rows
+#   scripts/benchmarks.sh            # everything, the largest rows included
+#   scripts/benchmarks.sh --quick    # without the 5- and 10-million-debtor rows
 #
 # Everything runs one after the other, since client and server share the
-# machine's cores. The full run needs about 10 GB of memory for the
-# 10-million-debtor rows and takes roughly half an hour on 2 cores.
+# machine's cores. The full run needs about 16 GB of memory (the server with
+# 5 million debtors, the 10-million-debtor rows) and roughly 40 minutes on
+# 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
