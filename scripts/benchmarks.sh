@@ -7,8 +7,8 @@
 #
 # Everything runs one after the other, since client and server share the
 # machine's cores. The full run needs about 16 GB of memory (the server with
-# 5 million debtors, the 10-million-debtor rows) and roughly 40 minutes on
-# 2 cores.
+# 5 million debtors, the 10-million-debtor rows); BENCHMARKS.md gives the
+# time each part took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
