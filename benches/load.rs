@@ -28,21 +28,73 @@ use tonic::transport::Channel;
 /// Prints the percentiles of `ping` and `score` and their ratios.
 fn report(how: &str, ping: Latencies, score: Latencies) {
     println!("{how}:");
-    println!("| RPC | requests | p50 (µs) | p99 (µs) | p99.9 (µs) |");
-    println!("|---|---|---|---|---|");
-    for (name, l) in [("Ping (floor)", &ping), ("Score", &score)] {
-        println!(
-            "| {name} | {} | {:.1} | {:.1} | {:.1} |",
-            l.0.len(),
-            micros(l.percentile(50.0)),
-            micros(l.percentile(99.0)),
-            micros(l.percentile(99.9))
-        );
-    }
+    print_percentiles("RPC", &[("Ping (floor)", &ping), ("Score", &score)]);
     for p in [50.0, 99.0, 99.9] {
         let ratio = score.percentile(p).as_secs_f64() / ping.percentile(p).as_secs_f64();
         println!("Score / Ping at p{p}: {ratio:.2}");
     }
+}
+
+/// How requests are sent: a fixed number in flight, or a fixed rate.
+#[derive(Clone, Copy)]
+enum Schedule {
+    Closed { concurrency: usize },
+    Open { rate: usize },
+}
+
+impl Schedule {
+    async fn run<F, Fut>(self, round: Duration, call: F) -> Vec<Duration>
+    where
+        F: Fn(usize) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match self {
+            Schedule::Closed { concurrency } => closed_loop(concurrency, round, call).await,
+            Schedule::Open { rate } => open_loop(rate, round, call).await,
+        }
+    }
+}
+
+/// `Ping` and `Score` sent by `schedule`, alternating round by round so that
+/// both see the same machine.
+async fn ping_and_score(
+    channel: &Channel,
+    schedule: Schedule,
+    rounds: usize,
+    round: Duration,
+    debtors: usize,
+) -> (Latencies, Latencies) {
+    let (mut ping, mut score) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let client = ScoringClient::new(channel.clone());
+        ping.extend(
+            schedule
+                .run(round, move |_| {
+                    let mut client = client.clone();
+                    async move {
+                        client.ping(PingRequest {}).await.expect("ping");
+                    }
+                })
+                .await,
+        );
+        let client = ScoringClient::new(channel.clone());
+        score.extend(
+            schedule
+                .run(round, move |n| {
+                    let mut client = client.clone();
+                    let debtor_id = format!("sim-{:07}", n % debtors);
+                    async move {
+                        let request = ScoreRequest {
+                            debtor_id,
+                            ..Default::default()
+                        };
+                        client.score(request).await.expect("score");
+                    }
+                })
+                .await,
+        );
+    }
+    (Latencies(ping), Latencies(score))
 }
 
 fn main() {
@@ -75,62 +127,13 @@ fn main() {
             events as f64 / took.as_secs_f64()
         );
 
-        // Ping and Score alternate, round by round, so that both see the same machine.
         let round = Duration::from_secs(round_secs);
-        let (mut ping, mut score) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let client = ScoringClient::new(channel.clone());
-            ping.extend(
-                closed_loop(concurrency, round, move |_| {
-                    let mut client = client.clone();
-                    async move {
-                        client.ping(PingRequest {}).await.expect("ping");
-                    }
-                })
-                .await,
-            );
-            let client = ScoringClient::new(channel.clone());
-            score.extend(
-                closed_loop(concurrency, round, move |n| {
-                    let mut client = client.clone();
-                    let debtor_id = format!("sim-{:07}", n % debtors);
-                    async move {
-                        let request = ScoreRequest { debtor_id, ..Default::default() };
-                        client.score(request).await.expect("score");
-                    }
-                })
-                .await,
-            );
-        }
-        report(&format!("closed loop, concurrency {concurrency}"), Latencies(ping), Latencies(score));
-
-        // The same two RPCs sent on a fixed schedule, round by round.
-        let (mut ping, mut score) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let client = ScoringClient::new(channel.clone());
-            ping.extend(
-                open_loop(rate, round, move |_| {
-                    let mut client = client.clone();
-                    async move {
-                        client.ping(PingRequest {}).await.expect("ping");
-                    }
-                })
-                .await,
-            );
-            let client = ScoringClient::new(channel.clone());
-            score.extend(
-                open_loop(rate, round, move |n| {
-                    let mut client = client.clone();
-                    let debtor_id = format!("sim-{:07}", n % debtors);
-                    async move {
-                        let request = ScoreRequest { debtor_id, ..Default::default() };
-                        client.score(request).await.expect("score");
-                    }
-                })
-                .await,
-            );
-        }
-        report(&format!("open loop, {rate} requests/s"), Latencies(ping), Latencies(score));
+        let closed = Schedule::Closed { concurrency };
+        let (ping, score) = ping_and_score(&channel, closed, rounds, round, debtors).await;
+        report(&format!("closed loop, concurrency {concurrency}"), ping, score);
+        let open = Schedule::Open { rate };
+        let (ping, score) = ping_and_score(&channel, open, rounds, round, debtors).await;
+        report(&format!("open loop, {rate} requests/s"), ping, score);
 
         let mut client = ScoringClient::new(channel.clone()).max_decoding_message_size(256 << 20);
         let ids: Vec<String> = (0..score_batch).map(|i| format!("sim-{i:07}")).collect();

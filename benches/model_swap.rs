@@ -138,17 +138,10 @@ fn main() {
             activations.extend(took);
         }
         let (steady, swapping) = (Latencies(steady), Latencies(swapping));
-        println!("| Score | requests | p50 (µs) | p99 (µs) | p99.9 (µs) |");
-        println!("|---|---|---|---|---|");
-        for (name, l) in [("steady", &steady), ("swapping every second", &swapping)] {
-            println!(
-                "| {name} | {} | {:.1} | {:.1} | {:.1} |",
-                l.0.len(),
-                micros(l.percentile(50.0)),
-                micros(l.percentile(99.0)),
-                micros(l.percentile(99.9))
-            );
-        }
+        print_percentiles(
+            "Score",
+            &[("steady", &steady), ("swapping every second", &swapping)],
+        );
         for p in [50.0, 99.0, 99.9] {
             let ratio = swapping.percentile(p).as_secs_f64() / steady.percentile(p).as_secs_f64();
             println!("swapping / steady at p{p}: {ratio:.3}");

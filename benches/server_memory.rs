@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mora::api::convert::event_to_proto;
-use mora::api::proto::{EventBatch, ingest_client::IngestClient};
+use mora::api::proto::EventBatch;
 use tonic::transport::Channel;
 
 /// Debtors per batch: 20 events each, so 1,000 events per batch.
@@ -43,27 +43,7 @@ async fn feed(channel: Channel, from: usize, to: usize) -> usize {
                 .map(|event| event_to_proto(&event))
                 .collect(),
         });
-    let count = (to - from).div_ceil(DEBTORS_PER_BATCH);
-    let mut acks = IngestClient::new(channel)
-        .stream(tokio_stream::iter(batches))
-        .await
-        .expect("stream")
-        .into_inner();
-    let mut accepted = 0;
-    for _ in 0..count {
-        let ack = acks
-            .message()
-            .await
-            .expect("ack")
-            .expect("one ack per batch");
-        assert!(
-            ack.rejected.is_empty(),
-            "rejected: {:?}",
-            ack.rejected.first()
-        );
-        accepted += ack.accepted as usize;
-    }
-    accepted
+    stream_batches(channel, batches, (to - from).div_ceil(DEBTORS_PER_BATCH)).await
 }
 
 fn main() {

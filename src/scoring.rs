@@ -68,8 +68,10 @@ const PARALLEL_BATCH_MIN: usize = 256;
 impl ScoringConfig {
     /// Threads a batch of `debtors` is scored on.
     fn threads_for(&self, debtors: usize) -> usize {
+        // Asking the system reads cgroup files: once per process is enough.
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         let threads = match self.batch_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             n => n,
         };
         if debtors < PARALLEL_BATCH_MIN {

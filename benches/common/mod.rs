@@ -122,8 +122,18 @@ pub async fn ingest(channel: Channel, debtors: usize, batch_events: usize) -> (u
         })
         .collect();
     let count = batches.len();
-
     let started = Instant::now();
+    let accepted = stream_batches(channel, batches, count).await;
+    (accepted, started.elapsed())
+}
+
+/// Streams `count` batches through one `Ingest.Stream`, checks that nothing
+/// was rejected, and returns the events accepted.
+pub async fn stream_batches(
+    channel: Channel,
+    batches: impl IntoIterator<Item = EventBatch, IntoIter: Send + 'static>,
+    count: usize,
+) -> usize {
     let mut client = IngestClient::new(channel).max_decoding_message_size(64 << 20);
     let mut acks = client
         .stream(tokio_stream::iter(batches))
@@ -144,7 +154,22 @@ pub async fn ingest(channel: Channel, debtors: usize, batch_events: usize) -> (u
         );
         accepted += ack.accepted as usize;
     }
-    (accepted, started.elapsed())
+    accepted
+}
+
+/// Prints one row of percentiles per `(name, latencies)`, headed by `what`.
+pub fn print_percentiles(what: &str, rows: &[(&str, &Latencies)]) {
+    println!("| {what} | requests | p50 (µs) | p99 (µs) | p99.9 (µs) |");
+    println!("|---|---|---|---|---|");
+    for (name, l) in rows {
+        println!(
+            "| {name} | {} | {:.1} | {:.1} | {:.1} |",
+            l.0.len(),
+            micros(l.percentile(50.0)),
+            micros(l.percentile(99.0)),
+            micros(l.percentile(99.9))
+        );
+    }
 }
 
 /// A server on its own one-thread runtime (about one of the two cores), with
