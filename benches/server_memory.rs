@@ -6,8 +6,12 @@
 //!
 //! ```text
 //! cargo bench --bench server_memory                                       # 1 million
-//! MORA_SERVER_MEMORY_DEBTORS=5000000 cargo bench --bench server_memory    # 1 and 5 million
+//! MORA_SERVER_MEMORY_DEBTORS=10000000 cargo bench --bench server_memory   # 1, 5 and 10 million
 //! ```
+//!
+//! Below 1 million, one checkpoint at that count, for profiling; and
+//! `MORA_SERVER_MEMORY_WRAPPER="valgrind --tool=massif"` runs the server
+//! under that command.
 
 mod common;
 
@@ -48,13 +52,24 @@ async fn feed(channel: Channel, from: usize, to: usize) -> usize {
 
 fn main() {
     let most = setting("MORA_SERVER_MEMORY_DEBTORS", 1_000_000);
-    let checkpoints: Vec<usize> = [1_000_000, 5_000_000, 10_000_000]
+    // Below a million, one checkpoint at the count given (for profiling).
+    let checkpoints: Vec<usize> = [most.min(1_000_000), 5_000_000, 10_000_000]
         .into_iter()
         .filter(|n| *n <= most)
         .collect();
+    // A command to run the server under, e.g. "valgrind --tool=massif".
+    let wrapper = std::env::var("MORA_SERVER_MEMORY_WRAPPER").unwrap_or_default();
+    let mut wrapper = wrapper.split_whitespace();
     let data = tempfile::tempdir().expect("a data directory");
     let (grpc, metrics) = (free_port(), free_port());
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mora"));
+    let mut command = match wrapper.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(wrapper).arg(env!("CARGO_BIN_EXE_mora"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_mora")),
+    };
     // The bench's own settings are MORA_* too; the server would refuse them.
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("MORA_")) {
         command.env_remove(name);
@@ -84,7 +99,7 @@ fn main() {
                 .await
             {
                 Ok(channel) => break channel,
-                Err(_) if started.elapsed() < Duration::from_secs(30) => {
+                Err(_) if started.elapsed() < Duration::from_secs(120) => {
                     tokio::time::sleep(Duration::from_millis(100)).await
                 }
                 Err(error) => panic!("the server did not start: {error}"),

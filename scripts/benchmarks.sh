@@ -6,9 +6,8 @@
 #   scripts/benchmarks.sh --quick    # without the 5- and 10-million-debtor rows
 #
 # Everything runs one after the other, since client and server share the
-# machine's cores. The full run needs about 16 GB of memory (the server with
-# 5 million debtors, the 10-million-debtor rows); BENCHMARKS.md gives the
-# time each part took.
+# machine's cores. The full run needs about 9 GB of memory (the
+# 10-million-debtor rows); BENCHMARKS.md gives the time each part took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +31,7 @@ done
 if $quick; then
     run server-memory cargo bench --bench server_memory
 else
-    run server-memory MORA_SERVER_MEMORY_DEBTORS=5000000 cargo bench --bench server_memory
+    run server-memory MORA_SERVER_MEMORY_DEBTORS=10000000 cargo bench --bench server_memory
 fi
 run hot-paths cargo bench --bench hot_paths
 run load-16 cargo bench --bench load

@@ -6,6 +6,7 @@
 //! state → events. `train` and `sim` build models offline from the same
 //! feature code the server runs.
 
+pub mod allocator;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -3,5 +3,6 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    mora::allocator::pin_mmap_threshold();
     mora::cli::run(mora::cli::Cli::parse())
 }

@@ -188,6 +188,8 @@ impl BenchServer {
 
     /// [`BenchServer::start`] with the configuration changed by `edit`.
     pub fn start_with(edit: impl FnOnce(&mut Config)) -> BenchServer {
+        // As the `mora` binary does at start.
+        mora::allocator::pin_mmap_threshold();
         let runtime = Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
