@@ -79,11 +79,35 @@ fn is_validation(sample: &Sample, share: f64) -> bool {
     (hash % 10_000) as f64 / 10_000.0 < share
 }
 
-/// Grows trees on most of `samples`; the rest decide when to stop.
+/// Grows trees on most of `samples` while the rest decide when to stop, then,
+/// with that many trees, grows them again on all of `samples`, so that no
+/// training row is left out of the final model.
 fn fit(samples: &[&Sample], config: &BoostConfig) -> Result<GradientBooster, TrainError> {
+    let booster = fit_on(samples, config, config.validation_share)?;
+    if config.validation_share <= 0.0 {
+        return Ok(booster);
+    }
+    let kept = booster
+        .prediction_iteration
+        .unwrap_or(booster.trees.len())
+        .min(booster.trees.len());
+    let all = BoostConfig {
+        trees: kept.max(1),
+        ..*config
+    };
+    fit_on(samples, &all, 0.0)
+}
+
+/// Grows up to `config.trees` trees on `samples` but the `validation_share`
+/// set aside to stop early.
+fn fit_on(
+    samples: &[&Sample],
+    config: &BoostConfig,
+    validation_share: f64,
+) -> Result<GradientBooster, TrainError> {
     let (validation, training): (Vec<&Sample>, Vec<&Sample>) = samples
         .iter()
-        .partition(|s| is_validation(s, config.validation_share));
+        .partition(|s| is_validation(s, validation_share));
     let data = column_major(&training);
     let matrix = Matrix::new(&data, training.len(), FEATURE_COUNT);
     let training_outcomes = outcomes(&training);
