@@ -16,7 +16,8 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mora::api::convert;
 use mora::api::proto::ScoreBatchResponse;
 use mora::events::{
-    Channel, ChannelSet, ContactOutcome, Event, EventKind, Money, Profile, UnixTime, validation,
+    AccountStatus, Channel, ChannelSet, ContactOutcome, Event, EventKind, Money, Profile, UnixTime,
+    validation,
 };
 use mora::features::extract;
 use mora::models::{ContactModel, ModelFile, ModelRegistry, PaymentModel, ServedModel};
@@ -159,6 +160,14 @@ fn benches(c: &mut Criterion) {
         c,
         "apply/invoice_issued",
         event("new-invoice".into(), 110, invoice),
+    );
+    let status = EventKind::AccountStatus {
+        status: AccountStatus::Delinquent { cycles: 2 },
+    };
+    apply(
+        c,
+        "apply/account_status",
+        event("new-status".into(), 110, status),
     );
     apply(c, "apply/duplicate", typical_history()[5].clone());
 

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, TimeZone, Utc};
 use mora::api::event_file::EventWriter;
-use mora::events::{ChannelSet, Currency, Event, EventKind, Money, Profile, UnixTime, validation};
+use mora::events::{
+    AccountStatus, ChannelSet, Currency, Event, EventKind, Money, Profile, UnixTime, validation,
+};
 use mora::train::labels::HEADER;
 
 /// The moment of every decision: after September's statement, before
@@ -89,6 +91,20 @@ fn parse_holder(columns: &Columns, fields: &[&str]) -> anyhow::Result<Holder> {
         holder.paid[m] = number(&format!("pay_amt{}", 6 - m))?;
     }
     Ok(holder)
+}
+
+/// The data set's repayment status as the creditor's account status: −2 no
+/// consumption, −1 paid in full, 0 revolving (paid the minimum), k ≥ 1 k
+/// months late.
+fn account_status(code: i64) -> AccountStatus {
+    match code {
+        ..=-2 => AccountStatus::Inactive,
+        -1 => AccountStatus::PaidInFull,
+        0 => AccountStatus::Revolving,
+        k => AccountStatus::Delinquent {
+            cycles: k.min(i64::from(AccountStatus::MAX_CYCLES)) as u8,
+        },
+    }
 }
 
 /// The events of one card holder; see `docs/taiwan-benchmark.md`.
@@ -168,8 +184,15 @@ fn holder_events(holder: &Holder, twd: Currency, profile: Profile) -> Vec<Event>
                 },
             );
         }
-        let bill = holder.bill[m].max(0);
         let months_late = holder.status[m];
+        push(
+            format!("status-{month:02}"),
+            statement_at,
+            EventKind::AccountStatus {
+                status: account_status(months_late),
+            },
+        );
+        let bill = holder.bill[m].max(0);
         // What was billed before and not paid, and is part of this bill.
         let carried = if m == 0 {
             if months_late >= 1 { bill } else { 0 }

@@ -294,6 +294,25 @@ impl ContactOutcome {
     }
 }
 
+/// How the creditor itself classes an account at the close of a billing
+/// cycle, as card and credit-line statements report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AccountStatus {
+    /// Nothing owed and nothing used in the cycle.
+    Inactive,
+    /// The statement balance was paid in full.
+    PaidInFull,
+    /// At least the minimum was paid; a balance is carried over.
+    Revolving,
+    /// Past due by this many billing cycles (1 to [`AccountStatus::MAX_CYCLES`]).
+    Delinquent { cycles: u8 },
+}
+
+impl AccountStatus {
+    /// The most cycles past due an account status may state.
+    pub const MAX_CYCLES: u8 = 99;
+}
+
 /// An ISO 3166-1 alpha-2 country code: two upper-case ASCII letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "[u8; 2]", into = "[u8; 2]")]
@@ -380,6 +399,10 @@ pub enum EventKind {
     CreditLimit {
         limit: Money,
     },
+    /// The creditor's status of the account at the close of a billing cycle.
+    AccountStatus {
+        status: AccountStatus,
+    },
 }
 
 /// The kinds of event, as a closed set for metric labels and counters.
@@ -394,11 +417,12 @@ pub enum EventKindName {
     Contact,
     OptOut,
     CreditLimit,
+    AccountStatus,
 }
 
 impl EventKindName {
     /// How many kinds there are.
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     /// Every kind, in wire order.
     pub const ALL: [EventKindName; EventKindName::COUNT] = [
@@ -411,6 +435,7 @@ impl EventKindName {
         EventKindName::Contact,
         EventKindName::OptOut,
         EventKindName::CreditLimit,
+        EventKindName::AccountStatus,
     ];
 
     /// Position in [`EventKindName::ALL`].
@@ -430,6 +455,7 @@ impl EventKindName {
             EventKindName::Contact => "contact",
             EventKindName::OptOut => "opt_out",
             EventKindName::CreditLimit => "credit_limit",
+            EventKindName::AccountStatus => "account_status",
         }
     }
 }
@@ -447,6 +473,7 @@ impl EventKind {
             EventKind::Contact { .. } => EventKindName::Contact,
             EventKind::OptOut { .. } => EventKindName::OptOut,
             EventKind::CreditLimit { .. } => EventKindName::CreditLimit,
+            EventKind::AccountStatus { .. } => EventKindName::AccountStatus,
         }
     }
 
@@ -461,7 +488,10 @@ impl EventKind {
             EventKind::PaymentReversed { amount, .. } => Some(("payment_reversed.amount", *amount)),
             EventKind::Promise { amount, .. } => Some(("promise.amount", *amount)),
             EventKind::CreditLimit { limit } => Some(("credit_limit.limit", *limit)),
-            EventKind::Profile(_) | EventKind::Contact { .. } | EventKind::OptOut { .. } => None,
+            EventKind::Profile(_)
+            | EventKind::Contact { .. }
+            | EventKind::OptOut { .. }
+            | EventKind::AccountStatus { .. } => None,
         }
     }
 }

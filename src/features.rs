@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 pub use extract::{extract, extract_with_balances};
 
 /// Bumped whenever a feature's definition changes, even if names do not.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Feature names, in the order of every feature vector and model input.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -50,10 +50,26 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "days_since_last_contact_success",
     "channels_opted_out",
     "tenure_days",
+    "status_cycles_past_due",
+    "status_inactive",
+    "status_paid_in_full",
+    "status_revolving",
+    "previous_status_cycles_past_due",
+    "previous_status_inactive",
+    "previous_status_paid_in_full",
+    "previous_status_revolving",
+    "days_since_status",
+    "payments_6m",
+    "log_previous_payment",
+    "max_cycles_past_due_6m",
+    "statuses_delinquent_6m",
+    "statuses_inactive_6m",
+    "statuses_paid_in_full_6m",
+    "statuses_revolving_6m",
 ];
 
 /// Number of features in the schema.
-pub const FEATURE_COUNT: usize = 31;
+pub const FEATURE_COUNT: usize = 47;
 
 /// The schema hash: 16 hex digits of XXH3-64 over the version and the names.
 /// Stable across builds, platforms and versions of mora.

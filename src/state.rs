@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-pub use debtor::{Applied, DebtorState, DedupEpoch, StateError};
+pub use debtor::{Applied, DebtorState, DebtorStateV1, DedupEpoch, StateError};
 
 use crate::events::{Event, UnixTime};
 
@@ -177,7 +177,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::events::{
-        Channel, ContactOutcome, Currency, EventKind, Money, UnixTime, validation,
+        AccountStatus, Channel, ContactOutcome, Currency, EventKind, Money, UnixTime, validation,
     };
     use crate::features::{FeatureVector, extract};
     use proptest::prelude::*;
@@ -234,6 +234,16 @@ mod tests {
                 .prop_map(|(channel, outcome)| EventKind::Contact { channel, outcome }),
             channel.prop_map(|channel| EventKind::OptOut { channel }),
             (1..500_000i64).prop_map(|amount| EventKind::CreditLimit { limit: usd(amount) }),
+            (0..4u8, 1..=AccountStatus::MAX_CYCLES).prop_map(|(standing, cycles)| {
+                EventKind::AccountStatus {
+                    status: match standing {
+                        0 => AccountStatus::Inactive,
+                        1 => AccountStatus::PaidInFull,
+                        2 => AccountStatus::Revolving,
+                        _ => AccountStatus::Delinquent { cycles },
+                    },
+                }
+            }),
             (any::<bool>(), any::<bool>(), 0..16u8).prop_map(|(has_zone, is_us, channels)| {
                 EventKind::Profile(crate::events::Profile {
                     timezone: has_zone.then_some(chrono_tz::America::Bogota),

@@ -319,6 +319,30 @@ fn malformed_events() -> Vec<(proto::Event, &'static str, &'static str)> {
             "credit_limit.limit.minor_units",
             invalid,
         ),
+        (
+            on_known(Kind::AccountStatus(proto::AccountStatus {
+                standing: 0,
+                cycles_past_due: 0,
+            })),
+            "account_status.standing",
+            invalid,
+        ),
+        (
+            on_known(Kind::AccountStatus(proto::AccountStatus {
+                standing: proto::AccountStanding::Delinquent.into(),
+                cycles_past_due: 0,
+            })),
+            "account_status.cycles_past_due",
+            invalid,
+        ),
+        (
+            on_known(Kind::AccountStatus(proto::AccountStatus {
+                standing: proto::AccountStanding::Revolving.into(),
+                cycles_past_due: 2,
+            })),
+            "account_status.cycles_past_due",
+            invalid,
+        ),
     ]
 }
 

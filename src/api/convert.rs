@@ -9,8 +9,8 @@ use pbjson_types::Timestamp;
 use super::proto;
 use crate::events::validation::{self, Sign};
 use crate::events::{
-    Channel, ChannelSet, ContactOutcome, Event, EventError, EventKind, EventKindName, EventLimits,
-    Money, Profile, UnixTime,
+    AccountStatus, Channel, ChannelSet, ContactOutcome, Event, EventError, EventKind,
+    EventKindName, EventLimits, Money, Profile, UnixTime,
 };
 use crate::scoring::plan::{ChannelAvailability, PlannedSlot};
 use crate::scoring::{ContactPlan, Reason, RiskSegment, Score};
@@ -70,6 +70,71 @@ fn outcome(field: &str, value: i32) -> Result<ContactOutcome, EventError> {
         Err(_) => return Err(EventError::new(field, format!("unknown value {value}"))),
     };
     Ok(outcome)
+}
+
+fn account_status(status: proto::AccountStatus) -> Result<AccountStatus, EventError> {
+    use proto::AccountStanding as P;
+    let proto::AccountStatus {
+        standing,
+        cycles_past_due,
+    } = status;
+    let standing_field = "account_status.standing";
+    let cycles_field = "account_status.cycles_past_due";
+    let status = match P::try_from(standing) {
+        Ok(P::Inactive) => AccountStatus::Inactive,
+        Ok(P::PaidInFull) => AccountStatus::PaidInFull,
+        Ok(P::Revolving) => AccountStatus::Revolving,
+        Ok(P::Delinquent) => {
+            return match u8::try_from(cycles_past_due) {
+                Ok(cycles @ 1..=AccountStatus::MAX_CYCLES) => {
+                    Ok(AccountStatus::Delinquent { cycles })
+                }
+                _ => Err(EventError::new(
+                    cycles_field,
+                    format!(
+                        "must be 1 to {} with ACCOUNT_STANDING_DELINQUENT, got {cycles_past_due}",
+                        AccountStatus::MAX_CYCLES
+                    ),
+                )),
+            };
+        }
+        Ok(P::Unspecified) => {
+            return Err(EventError::new(
+                standing_field,
+                "is required (ACCOUNT_STANDING_INACTIVE, ACCOUNT_STANDING_PAID_IN_FULL, \
+                 ACCOUNT_STANDING_REVOLVING or ACCOUNT_STANDING_DELINQUENT)",
+            ));
+        }
+        Err(_) => {
+            return Err(EventError::new(
+                standing_field,
+                format!("unknown value {standing}"),
+            ));
+        }
+    };
+    if cycles_past_due != 0 {
+        return Err(EventError::new(
+            cycles_field,
+            format!(
+                "must be 0 unless the standing is ACCOUNT_STANDING_DELINQUENT, got {cycles_past_due}"
+            ),
+        ));
+    }
+    Ok(status)
+}
+
+fn account_status_to_proto(status: AccountStatus) -> proto::AccountStatus {
+    use proto::AccountStanding as P;
+    let (standing, cycles_past_due) = match status {
+        AccountStatus::Inactive => (P::Inactive, 0),
+        AccountStatus::PaidInFull => (P::PaidInFull, 0),
+        AccountStatus::Revolving => (P::Revolving, 0),
+        AccountStatus::Delinquent { cycles } => (P::Delinquent, u32::from(cycles)),
+    };
+    proto::AccountStatus {
+        standing: standing.into(),
+        cycles_past_due,
+    }
 }
 
 /// An event that failed conversion, with its id (as sent) for the ack.
@@ -195,6 +260,9 @@ fn event_kind(kind: proto::event::Kind, limits: &EventLimits) -> Result<EventKin
         Kind::CreditLimit(proto::CreditLimit { limit }) => EventKind::CreditLimit {
             limit: money("credit_limit.limit", limit, Sign::Positive)?,
         },
+        Kind::AccountStatus(status) => EventKind::AccountStatus {
+            status: account_status(status)?,
+        },
     };
     Ok(kind)
 }
@@ -213,6 +281,7 @@ pub fn kind_name(kind: &proto::event::Kind) -> crate::events::EventKindName {
         Kind::Contact(_) => N::Contact,
         Kind::OptOut(_) => N::OptOut,
         Kind::CreditLimit(_) => N::CreditLimit,
+        Kind::AccountStatus(_) => N::AccountStatus,
     }
 }
 
@@ -315,6 +384,9 @@ pub fn event_to_proto(event: &Event) -> proto::Event {
         EventKind::CreditLimit { limit } => Kind::CreditLimit(proto::CreditLimit {
             limit: Some(money_to_proto(*limit)),
         }),
+        EventKind::AccountStatus { status } => {
+            Kind::AccountStatus(account_status_to_proto(*status))
+        }
     };
     proto::Event {
         event_id: event_id.clone(),

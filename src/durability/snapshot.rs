@@ -17,10 +17,14 @@ use std::path::{Path, PathBuf};
 
 use super::wal::Lsn;
 use super::{DurabilityError, sync_dir};
-use crate::state::{DebtorState, Store};
+use crate::state::{DebtorState, DebtorStateV1, Store};
 
-/// The first bytes of every snapshot: format name and version.
-pub const SNAPSHOT_MAGIC: &[u8; 8] = b"MORASNP1";
+/// The first bytes of every snapshot written: format name and version.
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"MORASNP2";
+
+/// The first bytes of a format-1 snapshot (debtor states without account
+/// statuses), still read so that an upgrade keeps its state.
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"MORASNP1";
 
 /// Payload bytes after which a chunk is closed.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -182,9 +186,16 @@ pub fn load(
         return Err(damaged(0, "shorter than its header"));
     }
     input.read_exact(&mut head).map_err(io)?;
-    if &head[..8] != SNAPSHOT_MAGIC {
-        return Err(damaged(0, "not a mora snapshot of this format version"));
-    }
+    let format_1 = match &head[..8] {
+        magic if magic == SNAPSHOT_MAGIC => false,
+        magic if magic == SNAPSHOT_MAGIC_V1 => true,
+        _ => {
+            return Err(damaged(
+                0,
+                "not a mora snapshot of a format this version reads",
+            ));
+        }
+    };
     let lsn = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
 
     let mut offset = head.len() as u64;
@@ -225,9 +236,13 @@ pub fn load(
         }
         let mut rest = &payload[..];
         for _ in 0..count {
-            let Ok(((id, state), after)) =
+            let decoded = if format_1 {
+                postcard::take_from_bytes::<(Box<str>, DebtorStateV1)>(rest)
+                    .map(|((id, state), after)| ((id, DebtorState::from(state)), after))
+            } else {
                 postcard::take_from_bytes::<(Box<str>, DebtorState)>(rest)
-            else {
+            };
+            let Ok(((id, state), after)) = decoded else {
                 return Err(damaged(offset, "debtor state does not decode"));
             };
             store.insert(id, state);

@@ -1,13 +1,18 @@
 //! Feature extraction: state at a moment → feature vector. Pure, allocation-free.
 
 use super::{FEATURE_COUNT, FeatureVector};
-use crate::events::{Channel, UnixTime};
+use crate::events::{AccountStatus, Channel, UnixTime};
 use crate::state::DebtorState;
+use crate::state::debtor::StatusRecord;
 use crate::state::decay::Series;
 use crate::state::ledger::Balances;
+use crate::state::stamp::Stamp;
 
 /// Durations are capped here, and "never" counts as the cap.
 const DAYS_CAP: f64 = 365.0;
+
+/// Account statuses count in the window features for this many days.
+const STATUS_WINDOW_DAYS: i64 = 183;
 
 /// Utilisation beyond this (a balance three times the limit) counts as this.
 const UTILISATION_CAP: f64 = 3.0;
@@ -26,6 +31,19 @@ fn pay_to_bill(paid_minor: f64, billed_minor: f64) -> f64 {
 
 fn days_since(as_of: UnixTime, at: Option<UnixTime>) -> f64 {
     at.map_or(DAYS_CAP, |t| as_of.days_since(t).clamp(0.0, DAYS_CAP))
+}
+
+/// An account status as four features: cycles past due (0 unless
+/// delinquent), then one-hot inactive, paid in full, revolving; all 0 when
+/// no status was reported.
+fn status_features(record: Option<StatusRecord>) -> [f64; 4] {
+    match record.map(|r| r.status) {
+        None => [0.0; 4],
+        Some(AccountStatus::Delinquent { cycles }) => [f64::from(cycles), 0.0, 0.0, 0.0],
+        Some(AccountStatus::Inactive) => [0.0, 1.0, 0.0, 0.0],
+        Some(AccountStatus::PaidInFull) => [0.0, 0.0, 1.0, 0.0],
+        Some(AccountStatus::Revolving) => [0.0, 0.0, 0.0, 1.0],
+    }
 }
 
 /// The feature vector of `debtor` at `as_of`. See `docs/features.md` for
@@ -66,6 +84,31 @@ pub fn extract_with_balances(debtor: &DebtorState, as_of: UnixTime) -> (FeatureV
         .count();
 
     let last_payment = debtor.last_payment_at(as_of);
+    let statuses = debtor.account_statuses(as_of);
+    let latest_status = statuses.last().copied();
+    let [
+        latest_cycles,
+        latest_inactive,
+        latest_paid_in_full,
+        latest_revolving,
+    ] = status_features(latest_status);
+    let [
+        previous_cycles,
+        previous_inactive,
+        previous_paid_in_full,
+        previous_revolving,
+    ] = status_features(statuses.len().checked_sub(2).map(|i| statuses[i]));
+    let recent = Stamp::new(as_of.plus_days(-STATUS_WINDOW_DAYS));
+    let mut window = [0.0; 4];
+    let mut max_cycles = 0.0f64;
+    for record in statuses.iter().filter(|s| s.at > recent) {
+        let [cycles, inactive, paid_in_full, revolving] = status_features(Some(*record));
+        max_cycles = max_cycles.max(cycles);
+        window[0] += if cycles > 0.0 { 1.0 } else { 0.0 };
+        window[1] += inactive;
+        window[2] += paid_in_full;
+        window[3] += revolving;
+    }
     let values: [f64; FEATURE_COUNT] = [
         balances
             .oldest_overdue_due_at
@@ -111,6 +154,22 @@ pub fn extract_with_balances(debtor: &DebtorState, as_of: UnixTime) -> (FeatureV
         debtor
             .first_event_at()
             .map_or(0.0, |t| as_of.days_since(t).clamp(0.0, 3650.0)),
+        latest_cycles,
+        latest_inactive,
+        latest_paid_in_full,
+        latest_revolving,
+        previous_cycles,
+        previous_inactive,
+        previous_paid_in_full,
+        previous_revolving,
+        days_since(as_of, latest_status.and_then(|r| r.at.unix())),
+        debtor.payments_within(as_of, 183) as f64,
+        log_amount(debtor.previous_payment_minor(as_of).unwrap_or(0) as f64),
+        max_cycles,
+        window[0],
+        window[1],
+        window[2],
+        window[3],
     ];
     (FeatureVector(values), balances)
 }

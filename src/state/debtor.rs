@@ -16,7 +16,9 @@ use super::contacts::{ContactLog, ContactRecord};
 use super::decay::{DecayedSums, Series};
 use super::ledger::{Balances, Ledger};
 use super::stamp::Stamp;
-use crate::events::{Channel, ChannelSet, Currency, Event, EventKind, Profile, UnixTime};
+use crate::events::{
+    AccountStatus, Channel, ChannelSet, Currency, Event, EventKind, Profile, UnixTime,
+};
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +130,33 @@ impl ProfileRecord {
     }
 }
 
+/// An account status with the time it was reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StatusRecord {
+    pub at: Stamp,
+    pub status: AccountStatus,
+}
+
+/// The latest account statuses, at most [`KEPT_STATUSES`], sorted by time
+/// (then by status): the greatest of all reported, so that arrival order
+/// never decides which are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct LatestStatuses(Box<[StatusRecord]>);
+
+/// How many account statuses a debtor keeps: six monthly cycles.
+pub const KEPT_STATUSES: usize = 6;
+
+impl LatestStatuses {
+    fn record(&mut self, record: StatusRecord) {
+        if self.0.binary_search(&record).is_ok() {
+            return;
+        }
+        let all = with_sorted(&self.0, record);
+        let from = all.len().saturating_sub(KEPT_STATUSES);
+        self.0 = all[from..].into();
+    }
+}
+
 /// How the promises of a debtor stand at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PromiseSummary {
@@ -162,6 +191,8 @@ pub struct DebtorState {
     opted_out: ChannelSet,
     first_event: Stamp,
     last_event: Stamp,
+    /// Last, so that a state of snapshot format 1 is this without it.
+    statuses: LatestStatuses,
 }
 
 impl Default for DebtorState {
@@ -183,6 +214,70 @@ impl Default for DebtorState {
             opted_out: ChannelSet::EMPTY,
             first_event: Stamp::NEVER,
             last_event: Stamp::NEVER,
+            statuses: LatestStatuses::default(),
+        }
+    }
+}
+
+/// A debtor's state as snapshot format 1 stored it: before account statuses.
+#[derive(Deserialize)]
+pub struct DebtorStateV1 {
+    seen: Box<[u64]>,
+    current_from: u32,
+    epoch: DedupEpoch,
+    event_count: u32,
+    ledger: Ledger,
+    payments: Box<[PaymentRecord]>,
+    promises: Box<[PromiseRecord]>,
+    decayed: DecayedSums,
+    contacts: [ChannelStats; 4],
+    contact_log: ContactLog,
+    profile: Option<ProfileRecord>,
+    currency: Option<Currency>,
+    credit_limit: Option<(Stamp, i64)>,
+    opted_out: ChannelSet,
+    first_event: Stamp,
+    last_event: Stamp,
+}
+
+impl From<DebtorStateV1> for DebtorState {
+    fn from(v1: DebtorStateV1) -> DebtorState {
+        let DebtorStateV1 {
+            seen,
+            current_from,
+            epoch,
+            event_count,
+            ledger,
+            payments,
+            promises,
+            decayed,
+            contacts,
+            contact_log,
+            profile,
+            currency,
+            credit_limit,
+            opted_out,
+            first_event,
+            last_event,
+        } = v1;
+        DebtorState {
+            seen,
+            current_from,
+            epoch,
+            event_count,
+            ledger,
+            payments,
+            promises,
+            decayed,
+            contacts,
+            contact_log,
+            profile,
+            currency,
+            credit_limit,
+            opted_out,
+            first_event,
+            last_event,
+            statuses: LatestStatuses::default(),
         }
     }
 }
@@ -341,6 +436,10 @@ impl DebtorState {
                 let record = (Stamp::new(at), limit.minor_units);
                 self.credit_limit = self.credit_limit.max(Some(record));
             }
+            EventKind::AccountStatus { status } => self.statuses.record(StatusRecord {
+                at: Stamp::new(at),
+                status: *status,
+            }),
         }
     }
 
@@ -380,6 +479,14 @@ impl DebtorState {
         self.credit_limit.map(|(_, minor)| minor)
     }
 
+    /// The account statuses kept that were reported at or before `as_of`,
+    /// oldest first.
+    pub fn account_statuses(&self, as_of: UnixTime) -> &[StatusRecord] {
+        let as_of = Stamp::new(as_of);
+        let upto = self.statuses.0.partition_point(|s| s.at <= as_of);
+        &self.statuses.0[..upto]
+    }
+
     /// Whether the debtor opted out of `channel`.
     pub fn has_opted_out(&self, channel: Channel) -> bool {
         self.opted_out.contains(channel)
@@ -415,6 +522,13 @@ impl DebtorState {
         let as_of = Stamp::new(as_of);
         let upto = self.payments.partition_point(|p| p.at <= as_of);
         upto.checked_sub(1).map(|i| self.payments[i].minor)
+    }
+
+    /// Amount of the payment before the latest one at or before `as_of`.
+    pub fn previous_payment_minor(&self, as_of: UnixTime) -> Option<i64> {
+        let as_of = Stamp::new(as_of);
+        let upto = self.payments.partition_point(|p| p.at <= as_of);
+        upto.checked_sub(2).map(|i| self.payments[i].minor)
     }
 
     /// Sum of gross payments, all time.
