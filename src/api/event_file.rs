@@ -45,22 +45,33 @@ fn is_gzip(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")
 }
 
-/// Enum fields and their prefixes, by JSON path under the event.
-const ENUM_FIELDS: [(&str, &str, &str); 4] = [
+/// Enum fields (single or repeated) and their prefixes, by JSON path under
+/// the event, under both the JSON and the proto field names.
+const ENUM_FIELDS: [(&str, &str, &str); 8] = [
     ("contact", "channel", "CHANNEL_"),
     ("contact", "outcome", "CONTACT_OUTCOME_"),
     ("optOut", "channel", "CHANNEL_"),
     ("opt_out", "channel", "CHANNEL_"),
+    ("profile", "authorisedChannels", "CHANNEL_"),
+    ("profile", "authorised_channels", "CHANNEL_"),
+    ("accountStatus", "standing", "ACCOUNT_STANDING_"),
+    ("account_status", "standing", "ACCOUNT_STANDING_"),
 ];
 
 /// Adds the enum prefix where a value was written without it.
 fn prefix_enums(value: &mut Value) {
-    for (message, field, prefix) in ENUM_FIELDS {
-        let name = value.get_mut(message).and_then(|m| m.get_mut(field));
-        if let Some(Value::String(name)) = name
+    let add_prefix = |name: &mut Value, prefix: &str| {
+        if let Value::String(name) = name
             && !name.starts_with(prefix)
         {
             *name = format!("{prefix}{name}");
+        }
+    };
+    for (message, field, prefix) in ENUM_FIELDS {
+        match value.get_mut(message).and_then(|m| m.get_mut(field)) {
+            Some(Value::Array(names)) => names.iter_mut().for_each(|n| add_prefix(n, prefix)),
+            Some(name) => add_prefix(name, prefix),
+            None => {}
         }
     }
 }
@@ -192,6 +203,7 @@ impl EventWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::{AccountStatus, EventKind};
     use crate::sim::{self, SimConfig};
 
     fn temp(name: &str) -> PathBuf {
@@ -204,10 +216,19 @@ mod tests {
             debtors: 30,
             ..SimConfig::default()
         };
-        let events: Vec<Event> = sim::portfolio(&config)
+        let mut events: Vec<Event> = sim::portfolio(&config)
             .into_iter()
             .flat_map(|d| d.events)
             .collect();
+        // The simulator reports no account statuses.
+        let status = Event {
+            event_id: "status-1".into(),
+            kind: EventKind::AccountStatus {
+                status: AccountStatus::Delinquent { cycles: 3 },
+            },
+            ..events[0].clone()
+        };
+        events.push(status);
         for name in ["events.jsonl", "events.jsonl.gz"] {
             let path = temp(name);
             let mut writer = EventWriter::create(&path).unwrap();
@@ -233,6 +254,23 @@ mod tests {
         };
         assert_eq!(contact.channel, proto::Channel::Sms as i32);
         assert_eq!(contact.outcome, proto::ContactOutcome::Replied as i32);
+
+        let line = r#"{"eventId":"e2","debtorId":"d1","occurredAt":"2026-03-05T00:00:00Z","accountStatus":{"standing":"DELINQUENT","cyclesPastDue":2}}"#;
+        let Some(proto::event::Kind::AccountStatus(status)) = parse_line(line).unwrap().kind else {
+            panic!("not an account status");
+        };
+        assert_eq!(status.standing, proto::AccountStanding::Delinquent as i32);
+        assert_eq!(status.cycles_past_due, 2);
+
+        let line = r#"{"eventId":"e3","debtorId":"d1","occurredAt":"2026-03-05T00:00:00Z","profile":{"timezone":"America/Bogota","country":"CO","authorisedChannels":["SMS","CHANNEL_EMAIL"]}}"#;
+        let Some(proto::event::Kind::Profile(profile)) = parse_line(line).unwrap().kind else {
+            panic!("not a profile");
+        };
+        let email = proto::Channel::Email as i32;
+        assert_eq!(
+            profile.authorised_channels,
+            [proto::Channel::Sms as i32, email]
+        );
     }
 
     #[test]
