@@ -13,6 +13,7 @@
 //! ```text
 //! cargo bench --bench load                 # defaults below
 //! MORA_BENCH_DEBTORS=50000 MORA_BENCH_CONCURRENCY=32 MORA_BENCH_RATE=10000 cargo bench --bench load
+//! MORA_BENCH_BATCH_IN_FLIGHT=2 cargo bench --bench load   # two ScoreBatch requests at a time
 //! ```
 
 mod common;
@@ -104,6 +105,7 @@ fn main() {
     let round_secs = setting("MORA_BENCH_ROUND_SECS", 3) as u64;
     let batch_events = setting("MORA_BENCH_BATCH_EVENTS", 1_000);
     let score_batch = setting("MORA_BENCH_SCORE_BATCH", 10_000).min(debtors);
+    let batch_in_flight = setting("MORA_BENCH_BATCH_IN_FLIGHT", 1).max(1);
     let rate = setting("MORA_BENCH_RATE", 5_000);
 
     // Durability off: this measures the service itself; the durability
@@ -135,17 +137,31 @@ fn main() {
         let (ping, score) = ping_and_score(&channel, open, rounds, round, debtors).await;
         report(&format!("open loop, {rate} requests/s"), ping, score);
 
-        let mut client = ScoringClient::new(channel.clone()).max_decoding_message_size(256 << 20);
-        let ids: Vec<String> = (0..score_batch).map(|i| format!("sim-{i:07}")).collect();
+        // Each of `batch_in_flight` tasks keeps one request in flight, so the
+        // client decodes one answer while the server scores the next.
+        let ids: std::sync::Arc<[String]> =
+            (0..score_batch).map(|i| format!("sim-{i:07}")).collect();
         let started = Instant::now();
-        let mut scored = 0usize;
-        while started.elapsed() < round {
-            let request = ScoreBatchRequest { debtor_ids: ids.clone(), as_of: None };
-            scored += client.score_batch(request).await.expect("score batch").into_inner().results.len();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..batch_in_flight {
+            let mut client =
+                ScoringClient::new(channel.clone()).max_decoding_message_size(256 << 20);
+            let ids = ids.clone();
+            tasks.spawn(async move {
+                let mut scored = 0usize;
+                while started.elapsed() < round {
+                    let request = ScoreBatchRequest { debtor_ids: ids.to_vec(), as_of: None };
+                    let response = client.score_batch(request).await.expect("score batch");
+                    scored += response.into_inner().results.len();
+                }
+                scored
+            });
         }
+        let scored: usize = tasks.join_all().await.into_iter().sum();
         let took = started.elapsed().as_secs_f64();
         println!(
-            "ScoreBatch ({score_batch} debtors per request): {scored} debtors in {took:.2} s = {:.0} debtors/s",
+            "ScoreBatch ({score_batch} debtors per request, {batch_in_flight} in flight): \
+             {scored} debtors in {took:.2} s = {:.0} debtors/s",
             scored as f64 / took
         );
     });
