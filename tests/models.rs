@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tonic::transport::Channel;
 
-const SHIPPED_VERSION: &str = "payment-sim-s42";
+const SHIPPED_VERSION: &str = "payment-sim-s42-schema3";
 
 fn shipped_json() -> Value {
     let bytes = std::fs::read(shipped_models().join("payment.json")).unwrap();
@@ -249,6 +249,58 @@ async fn upload_activate_rollback_and_restart() {
         score(&mut scoring, "d1").await.payment_model_version,
         SHIPPED_VERSION
     );
+    assert_eq!(
+        list(&mut models).await,
+        [(SHIPPED_VERSION.to_owned(), true, false)]
+    );
+    server.shutdown().await.unwrap();
+}
+
+/// A server upgraded to a new feature schema finds its stored models of the
+/// old schema: they no longer load, and the newly shipped model, a version
+/// of its own name, serves instead.
+#[tokio::test]
+async fn after_a_schema_change_the_new_shipped_model_serves() {
+    let data = tempfile::tempdir().unwrap();
+    let old_release = tempfile::tempdir().unwrap();
+    let mut old_model = shipped_json();
+    old_model["version"] = json!("payment-sim-s42");
+    std::fs::write(
+        old_release.path().join("payment.json"),
+        serde_json::to_vec_pretty(&old_model).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        shipped_models().join("contact.json"),
+        old_release.path().join("contact.json"),
+    )
+    .unwrap();
+    let models_dir = old_release.path().to_owned();
+    let server = start_in(data.path(), |config| config.models_dir = models_dir).await;
+    server.shutdown().await.unwrap();
+
+    // What the old release stored, as if trained on another schema: its
+    // checksum kept consistent, so that only the schema keeps it out.
+    let stored = data.path().join("models/payment/payment-sim-s42");
+    let mut model: Value =
+        serde_json::from_slice(&std::fs::read(stored.join("model.json")).unwrap()).unwrap();
+    model["feature_schema"]["hash"] = json!("00ff103f3ec46636");
+    let bytes = serde_json::to_vec_pretty(&model).unwrap();
+    let mut record: Value =
+        serde_json::from_slice(&std::fs::read(stored.join("upload.json")).unwrap()).unwrap();
+    record["sha256"] = json!(sha256_hex(&bytes));
+    record["size_bytes"] = json!(bytes.len());
+    std::fs::write(stored.join("model.json"), bytes).unwrap();
+    std::fs::write(stored.join("upload.json"), record.to_string()).unwrap();
+
+    let server = start_in(data.path(), |_| {}).await;
+    let grpc = channel(&server).await;
+    ingest(grpc.clone(), good_payer("d1")).await;
+    let mut scoring = ScoringClient::new(grpc.clone());
+    let answer = score(&mut scoring, "d1").await;
+    assert_eq!(answer.payment_model_version, SHIPPED_VERSION);
+    assert!(answer.known && answer.p_pay > 0.0);
+    let mut models = ModelsClient::new(grpc);
     assert_eq!(
         list(&mut models).await,
         [(SHIPPED_VERSION.to_owned(), true, false)]

@@ -1,4 +1,5 @@
-//! The models shipped in `models/` must match the feature schemas of the code.
+//! The models shipped in `models/` must match the feature schemas of the code,
+//! and their versions must name those schemas.
 
 use std::path::Path;
 
@@ -12,6 +13,15 @@ fn the_shipped_models_match_the_feature_schemas() {
             Ok(model) => {
                 assert_eq!(model.file().kind.as_str(), kind);
                 model.check_canary().unwrap();
+                let schema = model.file().feature_schema.version;
+                assert!(
+                    model.file().version.ends_with(&format!("-schema{schema}")),
+                    "models/{name}.json is version {:?}, which does not name its feature \
+                     schema version {schema}: a server upgraded from an older schema would \
+                     keep its stored model of that name and serve no {name} model. Retrain \
+                     with scripts/retrain-default-models.sh",
+                    model.file().version
+                );
             }
             Err(error) => panic!(
                 "models/{name}.json no longer loads: {error}\n\

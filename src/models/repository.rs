@@ -308,7 +308,7 @@ impl ModelRepository {
                     kind = kind.as_str(),
                     version = name,
                     %error,
-                    "Skipping a damaged stored model"
+                    "Skipping a stored model that does not load"
                 ),
             }
         }
