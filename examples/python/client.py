@@ -64,7 +64,8 @@ def wait_until_serving(channel, service, timeout_s=60):
 
 
 def history(m, debtor, start, pays):
-    """A profile, three monthly invoices, and payments and contacts as `pays` says."""
+    """A profile, three monthly invoices with the account's standing, and
+    payments and contacts as `pays` says."""
     events_pb2, common_pb2 = m["events_pb2"], m["common_pb2"]
     usd = lambda minor: common_pb2.Money(minor_units=minor, currency="USD")
     events = [
@@ -80,6 +81,19 @@ def history(m, debtor, start, pays):
             invoice_issued=events_pb2.InvoiceIssued(
                 invoice_id=f"{debtor}-inv-{month}", amount=usd(12_000),
                 due_at=timestamp(issued + timedelta(days=20)))))
+        # The creditor's standing of the account at each statement: one more
+        # cycle past due for every statement left unpaid.
+        if pays:
+            standing = dict(standing=events_pb2.ACCOUNT_STANDING_PAID_IN_FULL)
+        elif month == 0:
+            standing = dict(standing=events_pb2.ACCOUNT_STANDING_REVOLVING)
+        else:
+            standing = dict(standing=events_pb2.ACCOUNT_STANDING_DELINQUENT,
+                            cycles_past_due=month)
+        events.append(events_pb2.Event(
+            event_id=f"{debtor}-status-{month}", debtor_id=debtor,
+            occurred_at=timestamp(issued),
+            account_status=events_pb2.AccountStatus(**standing)))
         if pays:
             events.append(events_pb2.Event(
                 event_id=f"{debtor}-pay-{month}", debtor_id=debtor,
