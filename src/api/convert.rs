@@ -76,51 +76,41 @@ fn account_status(status: proto::AccountStatus) -> Result<AccountStatus, EventEr
     use proto::AccountStanding as P;
     let proto::AccountStatus {
         standing,
-        cycles_past_due,
+        cycles_past_due: cycles,
     } = status;
     let standing_field = "account_status.standing";
     let cycles_field = "account_status.cycles_past_due";
-    let status = match P::try_from(standing) {
-        Ok(P::Inactive) => AccountStatus::Inactive,
-        Ok(P::PaidInFull) => AccountStatus::PaidInFull,
-        Ok(P::Revolving) => AccountStatus::Revolving,
-        Ok(P::Delinquent) => {
-            return match u8::try_from(cycles_past_due) {
-                Ok(cycles @ 1..=AccountStatus::MAX_CYCLES) => {
-                    Ok(AccountStatus::Delinquent { cycles })
-                }
-                _ => Err(EventError::new(
-                    cycles_field,
-                    format!(
-                        "must be 1 to {} with ACCOUNT_STANDING_DELINQUENT, got {cycles_past_due}",
-                        AccountStatus::MAX_CYCLES
-                    ),
-                )),
-            };
-        }
-        Ok(P::Unspecified) => {
-            return Err(EventError::new(
-                standing_field,
-                "is required (ACCOUNT_STANDING_INACTIVE, ACCOUNT_STANDING_PAID_IN_FULL, \
-                 ACCOUNT_STANDING_REVOLVING or ACCOUNT_STANDING_DELINQUENT)",
-            ));
-        }
-        Err(_) => {
-            return Err(EventError::new(
-                standing_field,
-                format!("unknown value {standing}"),
-            ));
-        }
-    };
-    if cycles_past_due != 0 {
-        return Err(EventError::new(
+    let not_past_due = |status| match cycles {
+        0 => Ok(status),
+        _ => Err(EventError::new(
             cycles_field,
-            format!(
-                "must be 0 unless the standing is ACCOUNT_STANDING_DELINQUENT, got {cycles_past_due}"
-            ),
-        ));
+            format!("must be 0 unless the standing is ACCOUNT_STANDING_DELINQUENT, got {cycles}"),
+        )),
+    };
+    match P::try_from(standing) {
+        Ok(P::Inactive) => not_past_due(AccountStatus::Inactive),
+        Ok(P::PaidInFull) => not_past_due(AccountStatus::PaidInFull),
+        Ok(P::Revolving) => not_past_due(AccountStatus::Revolving),
+        Ok(P::Delinquent) => match u8::try_from(cycles) {
+            Ok(cycles @ 1..=AccountStatus::MAX_CYCLES) => Ok(AccountStatus::Delinquent { cycles }),
+            _ => Err(EventError::new(
+                cycles_field,
+                format!(
+                    "must be 1 to {} with ACCOUNT_STANDING_DELINQUENT, got {cycles}",
+                    AccountStatus::MAX_CYCLES
+                ),
+            )),
+        },
+        Ok(P::Unspecified) => Err(EventError::new(
+            standing_field,
+            "is required (ACCOUNT_STANDING_INACTIVE, ACCOUNT_STANDING_PAID_IN_FULL, \
+             ACCOUNT_STANDING_REVOLVING or ACCOUNT_STANDING_DELINQUENT)",
+        )),
+        Err(_) => Err(EventError::new(
+            standing_field,
+            format!("unknown value {standing}"),
+        )),
     }
-    Ok(status)
 }
 
 fn account_status_to_proto(status: AccountStatus) -> proto::AccountStatus {

@@ -11,8 +11,8 @@ use crate::state::stamp::Stamp;
 /// Durations are capped here, and "never" counts as the cap.
 const DAYS_CAP: f64 = 365.0;
 
-/// Account statuses count in the window features for this many days.
-const STATUS_WINDOW_DAYS: i64 = 183;
+/// The window of the six-month features (payments, account statuses), in days.
+const SIX_MONTHS_DAYS: i64 = 183;
 
 /// Utilisation beyond this (a balance three times the limit) counts as this.
 const UTILISATION_CAP: f64 = 3.0;
@@ -98,7 +98,7 @@ pub fn extract_with_balances(debtor: &DebtorState, as_of: UnixTime) -> (FeatureV
         previous_paid_in_full,
         previous_revolving,
     ] = status_features(statuses.len().checked_sub(2).map(|i| statuses[i]));
-    let recent = Stamp::new(as_of.plus_days(-STATUS_WINDOW_DAYS));
+    let recent = Stamp::new(as_of.plus_days(-SIX_MONTHS_DAYS));
     let mut window = [0.0; 4];
     let mut max_cycles = 0.0f64;
     for record in statuses.iter().filter(|s| s.at > recent) {
@@ -163,7 +163,7 @@ pub fn extract_with_balances(debtor: &DebtorState, as_of: UnixTime) -> (FeatureV
         previous_paid_in_full,
         previous_revolving,
         days_since(as_of, latest_status.and_then(|r| r.at.unix())),
-        debtor.payments_within(as_of, 183) as f64,
+        debtor.payments_within(as_of, SIX_MONTHS_DAYS) as f64,
         log_amount(debtor.previous_payment_minor(as_of).unwrap_or(0) as f64),
         max_cycles,
         window[0],
